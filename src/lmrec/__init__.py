@@ -1,0 +1,5 @@
+"""lmrec: recommendations from pretrained language models."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,203 @@
+"""The recommender protocol and the shared base class of every model.
+
+Every model scores the whole catalog for a batch of users given their known histories. The
+base class keeps the id maps and the training histories, so ``recommend`` (by external user
+id) and ``save``/``load`` work the same for all models; a subclass implements
+``_fit``, ``score`` and the ``_save_state`` / ``_load_state`` pair.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, runtime_checkable
+
+import numpy as np
+
+from lmrec.data.schema import IdMap, InteractionData
+from lmrec.errors import ModelFileError, NotFittedError
+
+if TYPE_CHECKING:
+    from lmrec.evaluation.task import EvalTask
+
+
+@dataclass
+class Recommendation:
+    """One recommended item."""
+
+    item_id: str
+    score: float
+    rank: int
+
+
+@dataclass
+class FitReport:
+    """What a ``fit`` call did: seconds, epochs, the best validation metrics, the log."""
+
+    train_seconds: float = 0.0
+    epochs: int = 0
+    best_epoch: int | None = None
+    seconds_to_best: float | None = None
+    best_valid: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "train_seconds": self.train_seconds,
+            "epochs": self.epochs,
+            "best_epoch": self.best_epoch,
+            "seconds_to_best": self.seconds_to_best,
+            "best_valid": self.best_valid,
+            "history": self.history,
+        }
+
+
+@runtime_checkable
+class Recommender(Protocol):
+    """What every lmrec model offers."""
+
+    name: str
+
+    def fit(self, train: InteractionData, valid: EvalTask | None = None) -> FitReport:
+        """Train on ``train``; ``valid`` (when given) drives early stopping."""
+        ...
+
+    def score(self, users: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """Scores of every catalog item, shape ``(len(users), n_items)``, float32.
+
+        Args:
+            users: User indices (``-1`` for a user the model has never seen).
+            histories: Per user, the time-ordered item indices known so far.
+        """
+        ...
+
+    def recommend(
+        self, user_id: str, k: int = 10, exclude_seen: bool = True
+    ) -> list[Recommendation]:
+        """Top ``k`` items for a known user, by external id."""
+        ...
+
+    def save(self, path: str | Path) -> None:
+        """Write the fitted model into directory ``path``."""
+        ...
+
+
+class BaseRecommender(ABC):
+    """Shared state and behaviour: id maps, training histories, recommend, save/load."""
+
+    name: ClassVar[str] = "base"
+
+    def __init__(self) -> None:
+        self.user_map: IdMap | None = None
+        self.item_map: IdMap | None = None
+        self.histories: list[np.ndarray] | None = None
+
+    # -- fitting ---------------------------------------------------------------------------
+    def fit(self, train: InteractionData, valid: EvalTask | None = None) -> FitReport:
+        """Train on ``train``; see :class:`Recommender`."""
+        self.user_map, self.item_map = train.user_map, train.item_map
+        self.histories = train.sequences()
+        return self._fit(train, valid)
+
+    @abstractmethod
+    def _fit(self, train: InteractionData, valid: EvalTask | None) -> FitReport: ...
+
+    @abstractmethod
+    def score(self, users: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray: ...
+
+    @property
+    def n_items(self) -> int:
+        return len(self._require(self.item_map))
+
+    def _require(self, value: Any) -> Any:
+        if value is None:
+            raise NotFittedError(f"{self.name} is not fitted: call fit() or load() first")
+        return value
+
+    # -- serving ---------------------------------------------------------------------------
+    def history_of(self, user_id: str) -> np.ndarray:
+        """Item indices the user interacted with in training (unknown user raises)."""
+        user_map: IdMap = self._require(self.user_map)
+        histories: list[np.ndarray] = self._require(self.histories)
+        return histories[user_map.index(user_id)]
+
+    def recommend(
+        self, user_id: str, k: int = 10, exclude_seen: bool = True
+    ) -> list[Recommendation]:
+        """Top ``k`` items for a known user; history items are excluded unless asked."""
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        user_map: IdMap = self._require(self.user_map)
+        item_map: IdMap = self._require(self.item_map)
+        u = user_map.index(user_id)
+        hist = self.history_of(user_id)
+        scores = self.score(np.array([u]), [hist])[0].astype(np.float64)
+        if exclude_seen and len(hist):
+            scores[hist] = -np.inf
+        k = min(k, int(np.isfinite(scores).sum()))
+        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+        top = top[np.lexsort((top, -scores[top]))]  # by score, ties by index: deterministic
+        return [
+            Recommendation(item_id=item_map.ids[i], score=float(scores[i]), rank=r + 1)
+            for r, i in enumerate(top[:k])
+        ]
+
+    # -- persistence -----------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Write ``model.json``, the id maps, the histories and the model state into ``path``."""
+        user_map: IdMap = self._require(self.user_map)
+        item_map: IdMap = self._require(self.item_map)
+        histories: list[np.ndarray] = self._require(self.histories)
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        lengths = np.array([len(h) for h in histories], dtype=np.int64)
+        flat = np.concatenate(histories) if len(histories) else np.zeros(0, dtype=np.int64)
+        np.savez(path / "histories.npz", lengths=lengths, items=flat.astype(np.int64))
+        (path / "ids.json").write_text(
+            json.dumps({"users": user_map.to_list(), "items": item_map.to_list()})
+        )
+        self._save_state(path)
+        meta = {"model": self.name, "config": self.config_dict()}
+        tmp = path / "model.json.tmp"
+        tmp.write_text(json.dumps(meta, indent=2))
+        tmp.replace(path / "model.json")  # written last: its presence marks a complete save
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        """Load a model written by :meth:`save`."""
+        path = Path(path)
+        meta_file = path / "model.json"
+        if not meta_file.exists():
+            raise ModelFileError(f"{path} holds no saved model (model.json is missing)")
+        meta = json.loads(meta_file.read_text())
+        if meta.get("model") != cls.name:
+            raise ModelFileError(
+                f"{path} holds a {meta.get('model')!r} model, not {cls.name!r}"
+            )
+        model = cls.from_config_dict(meta.get("config", {}))
+        ids = json.loads((path / "ids.json").read_text())
+        model.user_map = IdMap(ids["users"], "user")
+        model.item_map = IdMap(ids["items"], "item")
+        h = np.load(path / "histories.npz")
+        bounds = np.concatenate([[0], np.cumsum(h["lengths"])])
+        model.histories = [h["items"][bounds[j] : bounds[j + 1]] for j in range(len(h["lengths"]))]
+        model._load_state(path)
+        return model
+
+    # -- per-model hooks -------------------------------------------------------------------
+    @abstractmethod
+    def config_dict(self) -> dict[str, Any]:
+        """The hyperparameters, JSON-serialisable, enough to rebuild an unfitted model."""
+
+    @classmethod
+    @abstractmethod
+    def from_config_dict(cls, config: dict[str, Any]) -> Self: ...
+
+    @abstractmethod
+    def _save_state(self, path: Path) -> None: ...
+
+    @abstractmethod
+    def _load_state(self, path: Path) -> None: ...
