@@ -121,8 +121,10 @@ class Dataset:
         """A SHA-256 over interactions and item ids: equal data gives an equal fingerprint."""
         h = hashlib.sha256()
         cols = [USER, ITEM, TIME] + ([RATING] if self.has_ratings else [])
-        h.update(pd.util.hash_pandas_object(self.interactions[cols], index=False).values.tobytes())
-        h.update(pd.util.hash_pandas_object(self.items[ITEM], index=False).values.tobytes())
+        h.update(
+            pd.util.hash_pandas_object(self.interactions[cols], index=False).to_numpy().tobytes()
+        )
+        h.update(pd.util.hash_pandas_object(self.items[ITEM], index=False).to_numpy().tobytes())
         return h.hexdigest()
 
     def item_text(self, item_id: str) -> str:
@@ -162,14 +164,18 @@ class Dataset:
 def format_item_text(row: pd.Series, fields: Sequence[str]) -> str:
     """Join an item's fields with their names: ``"title: Alien (1979); genres: Horror, Sci-Fi"``."""
     parts = []
+    shown = set()
     for f in fields:
         value = row.get(f)
         if value is None or (isinstance(value, float) and np.isnan(value)) or value == "":
             continue
         parts.append(f"{f}: {value}")
+        shown.add(str(value))
     cats = row.get(CATEGORIES)
     if cats is not None and len(cats) > 0 and CATEGORIES not in fields:
-        parts.append(f"{CATEGORIES}: {', '.join(cats)}")
+        joined = ", ".join(cats)
+        if joined not in shown:  # e.g. MovieLens shows them already as its "genres" field
+            parts.append(f"{CATEGORIES}: {joined}")
     return "; ".join(parts)
 
 
@@ -194,14 +200,16 @@ def validate_tables(
         raise DataError(
             f"timestamps must be integers, got dtype {interactions[TIME].dtype}", column=TIME
         )
-    if RATING in interactions.columns and not pd.api.types.is_numeric_dtype(
-        interactions[RATING]
-    ):
+    if RATING in interactions.columns and not pd.api.types.is_numeric_dtype(interactions[RATING]):
         raise DataError(
             f"ratings must be numeric, got dtype {interactions[RATING].dtype}", column=RATING
         )
     for col in (USER, ITEM):
-        bad = interactions[col].map(lambda v: not isinstance(v, str))
+        ids = interactions[col]
+        if isinstance(ids.dtype, pd.StringDtype):  # only missing values can be non-strings
+            bad = ids.isna()
+        else:
+            bad = ids.map(lambda v: not isinstance(v, str))
         if bad.any():
             value = interactions[col][bad].iloc[0]
             raise DataError(f"ids must be strings, got {value!r}", column=col)
@@ -269,9 +277,7 @@ class InteractionData:
         """Per user index, the time-ordered item indices (empty array for users without any)."""
         if self._sequences is None:
             bounds = np.searchsorted(self.users, np.arange(self.n_users + 1))
-            self._sequences = [
-                self.items[bounds[u] : bounds[u + 1]] for u in range(self.n_users)
-            ]
+            self._sequences = [self.items[bounds[u] : bounds[u + 1]] for u in range(self.n_users)]
         return self._sequences
 
     def matrix(self) -> sp.csr_matrix:
