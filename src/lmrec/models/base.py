@@ -55,13 +55,34 @@ class FitReport:
         }
 
 
+@dataclass
+class FitOptions:
+    """Runtime options of one ``fit`` call, apart from hyperparameters.
+
+    Args:
+        work_dir: Where a trainer may write checkpoints (``checkpoints/``) and its JSONL log
+            (``train_log.jsonl``); ``None`` writes nothing.
+        resume: Continue from the last checkpoint in ``work_dir`` when there is one.
+        show_progress: Show progress bars.
+    """
+
+    work_dir: Path | None = None
+    resume: bool = False
+    show_progress: bool = False
+
+
 @runtime_checkable
 class Recommender(Protocol):
     """What every lmrec model offers."""
 
     name: str
 
-    def fit(self, train: InteractionData, valid: EvalTask | None = None) -> FitReport:
+    def fit(
+        self,
+        train: InteractionData,
+        valid: EvalTask | None = None,
+        options: FitOptions | None = None,
+    ) -> FitReport:
         """Train on ``train``; ``valid`` (when given) drives early stopping."""
         ...
 
@@ -94,10 +115,17 @@ class BaseRecommender(ABC):
         self.user_map: IdMap | None = None
         self.item_map: IdMap | None = None
         self.histories: list[np.ndarray] | None = None
+        self.fit_options = FitOptions()
 
     # -- fitting ---------------------------------------------------------------------------
-    def fit(self, train: InteractionData, valid: EvalTask | None = None) -> FitReport:
-        """Train on ``train``; see :class:`Recommender`."""
+    def fit(
+        self,
+        train: InteractionData,
+        valid: EvalTask | None = None,
+        options: FitOptions | None = None,
+    ) -> FitReport:
+        """Train on ``train``; see :class:`Recommender`. Subclasses read ``self.fit_options``."""
+        self.fit_options = options or FitOptions()
         self.user_map, self.item_map = train.user_map, train.item_map
         self.histories = train.sequences()
         return self._fit(train, valid)
@@ -174,9 +202,7 @@ class BaseRecommender(ABC):
             raise ModelFileError(f"{path} holds no saved model (model.json is missing)")
         meta = json.loads(meta_file.read_text())
         if meta.get("model") != cls.name:
-            raise ModelFileError(
-                f"{path} holds a {meta.get('model')!r} model, not {cls.name!r}"
-            )
+            raise ModelFileError(f"{path} holds a {meta.get('model')!r} model, not {cls.name!r}")
         model = cls.from_config_dict(meta.get("config", {}))
         ids = json.loads((path / "ids.json").read_text())
         model.user_map = IdMap(ids["users"], "user")

@@ -1,0 +1,28 @@
+"""The shared training loop used by every trainable model family."""
+
+from lmrec.training.config import RunOptions, TrainerConfig
+from lmrec.training.trainer import (
+    CHECKPOINT_FILE,
+    CheckpointValue,
+    Trainer,
+    TrainingTask,
+    parameter_groups,
+    rank_and_world,
+    seed_everything,
+    shard_indices,
+    warmup_linear_decay,
+)
+
+__all__ = [
+    "CHECKPOINT_FILE",
+    "CheckpointValue",
+    "RunOptions",
+    "Trainer",
+    "TrainerConfig",
+    "TrainingTask",
+    "parameter_groups",
+    "rank_and_world",
+    "seed_everything",
+    "shard_indices",
+    "warmup_linear_decay",
+]

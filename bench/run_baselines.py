@@ -1,0 +1,210 @@
+"""Benchmark every baseline on MovieLens-100K and Amazon Scientific.
+
+Protocol: leave-one-out by time (last interaction = test, second last = validation), full
+ranking over the whole catalog with the user's history excluded and pessimistic ties, every
+interaction as implicit feedback, no filtering. Hyperparameters come from
+``configs/<model>-<dataset>.toml`` (chosen on validation NDCG@10, see ``bench/notes``).
+
+Writes ``bench/results/<dataset>.json`` (a list of rows) and ``bench/results/<dataset>.md``.
+
+Usage::
+
+    python bench/run_baselines.py                      # both datasets, all models
+    python bench/run_baselines.py --datasets ml-100k --models pop itemknn
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lmrec.config import ExperimentConfig, load_config
+from lmrec.evaluation import markdown_table
+from lmrec.experiment import make_evaluator, prepare_data, run_experiment
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+CONFIGS = ROOT.parent / "configs"
+
+DATASETS = {"ml-100k": "ml100k", "amazon-scientific": "scientific"}
+MODELS = ["pop", "itemknn", "bpr", "sasrec"]
+COLUMNS = ["model", "ndcg@10", "recall@10", "mrr@10", "ndcg@50", "recall@50", "coverage@10"]
+
+# Test NDCG@10 / Recall@10 measured with RecBole 1.2.1 and `implicit` 0.7.3 on this kind of
+# machine under the same protocol (quoted from the project's issue tracker, not re-run here).
+REFERENCES: dict[str, dict[str, tuple[float, float, float | None]]] = {
+    "ml-100k": {
+        "RecBole Pop": (0.0321, 0.0732, None),
+        "RecBole ItemKNN": (0.0630, 0.1145, None),
+        "RecBole BPR": (0.0613, 0.1198, None),
+        "RecBole SASRec (CE)": (0.0572, 0.1251, 142.0),
+        "implicit ALS": (0.0702, 0.1357, None),
+        "implicit BPR": (0.0732, 0.1357, None),
+    },
+    "amazon-scientific": {
+        "RecBole BPR": (0.0404, 0.0643, None),
+        "RecBole SASRec (CE)": (0.0561, 0.0980, 57.0),
+    },
+}
+
+
+class _FactorScorer:
+    """Scores from fixed user and item factor matrices (for the `implicit` reference rows)."""
+
+    def __init__(self, users: np.ndarray, items: np.ndarray) -> None:
+        self.users, self.items = users, items
+
+    def score(self, users: np.ndarray, histories: Any) -> np.ndarray:
+        return (self.users[users] @ self.items.T).astype(np.float32)
+
+
+def implicit_rows(config: ExperimentConfig, threads: int) -> list[dict[str, Any]]:
+    """Run `implicit` BPR and ALS as external reference rows (skipped when not installed)."""
+    try:
+        from implicit.als import AlternatingLeastSquares
+        from implicit.bpr import BayesianPersonalizedRanking
+    except ImportError:
+        print("implicit is not installed: skipping its reference rows", file=sys.stderr)
+        return []
+    dataset, data = prepare_data(config)
+    matrix = data.train.matrix().tocsr()
+    evaluator = make_evaluator(config, dataset, data)
+    rows = []
+    makers = {
+        "implicit-bpr": lambda: BayesianPersonalizedRanking(
+            factors=64,
+            learning_rate=0.01,
+            regularization=0.01,
+            iterations=100,
+            num_threads=threads,
+            random_state=config.run.seed,
+        ),
+        "implicit-als": lambda: AlternatingLeastSquares(
+            factors=64,
+            regularization=0.05,
+            iterations=15,
+            num_threads=threads,
+            random_state=config.run.seed,
+        ),
+    }
+    for name, make in makers.items():
+        model = make()
+        t0 = time.perf_counter()
+        model.fit(matrix, show_progress=False)
+        seconds = time.perf_counter() - t0
+        scorer = _FactorScorer(np.asarray(model.user_factors), np.asarray(model.item_factors))
+        result = evaluator.evaluate(scorer, data.test_task())
+        rows.append(
+            {"model": name, "metrics": result.metrics, "train_seconds": seconds, "external": True}
+        )
+    return rows
+
+
+def run_dataset(dataset: str, models: list[str], threads: int, with_implicit: bool) -> list[dict]:
+    tag = DATASETS[dataset]
+    rows: list[dict[str, Any]] = []
+    base: ExperimentConfig | None = None
+    for name in models:
+        path = CONFIGS / f"{name}-{tag}.toml"
+        config = load_config(
+            path,
+            {"run.output_dir": "runs/bench", "run.show_progress": False, "run.threads": threads},
+        )
+        base = base or config
+        print(f"[{dataset}] {name} ...", flush=True)
+        out = run_experiment(config)
+        rec = out.record
+        fit = rec.fit or {}
+        epochs = fit.get("epochs") or 0
+        rows.append(
+            {
+                "model": name,
+                "config": str(path.relative_to(ROOT.parent)),
+                "metrics": rec.metrics,
+                "slice_metrics": rec.slice_metrics,
+                "train_seconds": rec.train_seconds,
+                "eval_seconds": rec.eval_seconds,
+                "epochs": epochs,
+                "best_epoch": fit.get("best_epoch"),
+                "seconds_per_epoch": rec.train_seconds / epochs if epochs else None,
+                "seconds_to_best": fit.get("seconds_to_best"),
+                "best_valid_ndcg@10": (fit.get("best_valid") or {}).get("ndcg@10"),
+            }
+        )
+        print(
+            f"    ndcg@10 {rec.metrics['ndcg@10']:.4f}  recall@10 {rec.metrics['recall@10']:.4f}"
+            f"  ({rec.train_seconds:.1f} s)",
+            flush=True,
+        )
+    if with_implicit and base is not None:
+        rows.extend(implicit_rows(base, threads))
+    return rows
+
+
+def write_results(dataset: str, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{dataset}.json").write_text(json.dumps(rows, indent=2) + "\n")
+    pop = next((r for r in rows if r["model"] == "pop"), None)
+    sasrec = next((r for r in rows if r["model"] == "sasrec"), None)
+    flat = []
+    for r in rows:
+        row = {
+            "model": r["model"],
+            **r["metrics"],
+            "train s": r["train_seconds"],
+            "s/epoch": r.get("seconds_per_epoch"),
+            "s to best": r.get("seconds_to_best"),
+        }
+        if pop:
+            row["vs pop"] = r["metrics"]["ndcg@10"] / pop["metrics"]["ndcg@10"]
+        if sasrec:
+            row["vs sasrec"] = r["metrics"]["ndcg@10"] / sasrec["metrics"]["ndcg@10"]
+        flat.append(row)
+    cols = [*COLUMNS, "train s", "s/epoch", "s to best", "vs pop", "vs sasrec"]
+    lines = [
+        markdown_table(
+            flat, cols, title=f"{dataset}: leave-one-out, full ranking, test split", float_fmt=".4f"
+        ),
+        "",
+        f"Ratios compare NDCG@10 within this run. Machine: {meta['machine']}; "
+        f"threads: {meta['threads']}; command: `{meta['command']}`; date: {meta['date']}.",
+        "",
+        "Reference numbers (test NDCG@10 / Recall@10, same protocol, from the issue tracker):",
+        "",
+        "| reference | NDCG@10 | Recall@10 | s/epoch |",
+        "|---|---|---|---|",
+    ]
+    for name, (ndcg, recall, spe) in REFERENCES.get(dataset, {}).items():
+        lines.append(f"| {name} | {ndcg:.4f} | {recall:.4f} | {spe if spe else '–'} |")
+    (RESULTS / f"{dataset}.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-implicit", action="store_true", help="skip the implicit rows")
+    args = parser.parse_args()
+    meta = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "threads": args.threads,
+        "command": "python " + " ".join(sys.argv),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    for dataset in args.datasets:
+        rows = run_dataset(dataset, args.models, args.threads, not args.no_implicit)
+        write_results(dataset, rows, meta)
+        print((RESULTS / f"{dataset}.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""One experiment end to end: load, split, fit, evaluate, write a run directory.
+
+A run directory holds everything needed to evaluate again or to recommend without the
+original dataset::
+
+    runs/<name>/
+      config.json     the validated experiment config
+      model/          the fitted model (``load_model``)
+      catalog.json    item ids with display titles and categories
+      result.json     the run record (metrics, slices, timings, versions, commit)
+      result.md       the same as a Markdown table
+      train_log.jsonl per-epoch log of trained models
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lmrec.config import ExperimentConfig, parse_config
+from lmrec.data import CATEGORIES, ITEM, Dataset
+from lmrec.data.registry import load_dataset
+from lmrec.data.splitting import EncodedSplit, encode_split, implicit_feedback, split_dataset
+from lmrec.errors import ModelFileError
+from lmrec.evaluation import EvalResult, Evaluator, RunRecord, markdown_table
+from lmrec.models import BaseRecommender, build_model, load_model
+from lmrec.models.base import FitOptions
+
+TABLE_METRICS = ["ndcg@10", "recall@10", "mrr@10", "ndcg@20", "recall@20", "coverage@10"]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def prepare_data(config: ExperimentConfig) -> tuple[Dataset, EncodedSplit]:
+    """Load the dataset, apply the implicit-feedback rule and split it."""
+    spec = config.data.table if config.data.table is not None else config.data.dataset
+    dataset = load_dataset(spec)
+    if config.data.implicit_threshold is not None:
+        kept = implicit_feedback(dataset.interactions, config.data.implicit_threshold)
+        dataset = Dataset(
+            name=dataset.name,
+            interactions=kept,
+            items=dataset.items,
+            users=dataset.users,
+            text_fields=dataset.text_fields,
+        )
+    split = split_dataset(dataset, config.data.split, **config.data.split_params)
+    return dataset, encode_split(split, dataset)
+
+
+def category_vectors(dataset: Dataset) -> np.ndarray | None:
+    """Multi-hot item-by-category matrix (for intra-list diversity), or None without categories."""
+    if CATEGORIES not in dataset.items.columns:
+        return None
+    cats = dataset.items[CATEGORIES]
+    names = sorted({c for row in cats for c in row})
+    if not names:
+        return None
+    col = {c: j for j, c in enumerate(names)}
+    out = np.zeros((len(cats), len(names)), dtype=np.float32)
+    for i, row in enumerate(cats):
+        for c in row:
+            out[i, col[c]] = 1.0
+    return out
+
+
+def make_evaluator(
+    config: ExperimentConfig, dataset: Dataset, data: EncodedSplit, progress: bool = False
+) -> Evaluator:
+    return Evaluator(
+        ks=tuple(config.evaluation.ks),
+        batch_size=config.evaluation.batch_size,
+        item_vectors=category_vectors(dataset),
+        item_popularity=data.train.item_counts(),
+        popularity_users=data.train.n_users,
+        list_k=config.evaluation.list_k,
+        show_progress=progress,
+    )
+
+
+def write_catalog(dataset: Dataset, path: Path) -> None:
+    """Store the display text of every item so a run can print titles on its own."""
+    items = dataset.items
+    title_col = next(
+        (f for f in ("title", "name", *dataset.text_fields) if f in items.columns), None
+    )
+    rows = []
+    for rec in items.to_dict("records"):
+        title = str(rec[title_col]) if title_col else str(rec[ITEM])
+        cats = [str(c) for c in (rec.get(CATEGORIES) or ())]
+        rows.append({"item_id": str(rec[ITEM]), "title": title[:200], "categories": cats})
+    path.write_text(json.dumps(rows))
+
+
+def read_catalog(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """Item id -> {"title", "categories"} from a run directory."""
+    path = run_dir / "catalog.json"
+    if not path.exists():
+        return {}
+    return {r["item_id"]: r for r in json.loads(path.read_text())}
+
+
+@dataclass
+class RunOutput:
+    """The fitted model and the record of one experiment."""
+
+    run_dir: Path
+    model: BaseRecommender
+    record: RunRecord
+
+
+def run_experiment(
+    config: ExperimentConfig, run_dir: Path | None = None, resume: bool = False
+) -> RunOutput:
+    """Fit the configured model, evaluate it on the test part and write the run directory.
+
+    Args:
+        config: The validated experiment.
+        run_dir: Where to write; default ``<run.output_dir>/<run name>``.
+        resume: Continue training from the run directory's last checkpoint, if any.
+    """
+    seed_everything(config.run.seed)
+    if config.run.threads:
+        torch.set_num_threads(config.run.threads)
+    run_dir = run_dir or config.run.output_dir / config.run_name()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(config.model_dump_json(indent=2))
+
+    dataset, data = prepare_data(config)
+    model = build_model(config.model)
+    options = FitOptions(work_dir=run_dir, resume=resume, show_progress=config.run.show_progress)
+    t0 = time.perf_counter()
+    report = model.fit(data.train, data.valid_task(), options)
+    train_seconds = time.perf_counter() - t0
+    model.save(run_dir / "model")
+    write_catalog(dataset, run_dir / "catalog.json")
+
+    t0 = time.perf_counter()
+    result = make_evaluator(config, dataset, data, config.run.show_progress).evaluate(
+        model, data.test_task()
+    )
+    eval_seconds = time.perf_counter() - t0
+    record = make_record(config, dataset, result, train_seconds, eval_seconds, report.to_dict())
+    write_record(record, run_dir)
+    return RunOutput(run_dir, model, record)
+
+
+def make_record(
+    config: ExperimentConfig,
+    dataset: Dataset,
+    result: EvalResult,
+    train_seconds: float,
+    eval_seconds: float,
+    fit: dict[str, Any] | None = None,
+) -> RunRecord:
+    fit = fit or {}
+    return RunRecord(
+        model=config.model.type,
+        config=config.model_dump(mode="json"),
+        dataset=dataset.name,
+        dataset_fingerprint=dataset.fingerprint(),
+        split={"method": config.data.split, **config.data.split_params},
+        metrics=result.metrics,
+        slice_metrics=result.slices,
+        train_seconds=train_seconds,
+        eval_seconds=eval_seconds,
+        fit=fit,
+    )
+
+
+def write_record(record: RunRecord, run_dir: Path) -> None:
+    record.write(run_dir / "result.json")
+    row = {"model": record.model, **record.metrics, "train s": record.train_seconds}
+    table = markdown_table([row], ["model", *TABLE_METRICS, "train s"], title=record.dataset)
+    (run_dir / "result.md").write_text(table + "\n")
+
+
+def read_run_config(run_dir: Path) -> ExperimentConfig:
+    path = run_dir / "config.json"
+    if not path.exists():
+        raise ModelFileError(f"{run_dir} is not a run directory (config.json is missing)")
+    return parse_config(json.loads(path.read_text()), str(path))
+
+
+def evaluate_run(run_dir: Path, split_part: str = "test", progress: bool = False) -> RunRecord:
+    """Load a run's model and data again and recompute its metrics on ``split_part``."""
+    config = read_run_config(run_dir)
+    model = load_model(run_dir / "model")
+    dataset, data = prepare_data(config)
+    task = data.test_task() if split_part == "test" else data.valid_task()
+    t0 = time.perf_counter()
+    result = make_evaluator(config, dataset, data, progress).evaluate(model, task)
+    return make_record(config, dataset, result, 0.0, time.perf_counter() - t0)
+
+
+def load_run_model(run_dir: Path) -> BaseRecommender:
+    """The fitted model of a run directory."""
+    if not (run_dir / "model").is_dir():
+        raise ModelFileError(f"{run_dir} holds no model (expected {run_dir / 'model'})")
+    return load_model(run_dir / "model")
+
+
+__all__ = [
+    "RunOutput",
+    "evaluate_run",
+    "load_run_model",
+    "prepare_data",
+    "run_experiment",
+]

@@ -1,0 +1,60 @@
+"""Configuration of the SASRec baseline."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from lmrec.training.config import TrainerConfig
+
+
+def _default_trainer() -> TrainerConfig:
+    return TrainerConfig(
+        epochs=200, batch_size=128, lr=1e-3, weight_decay=0.0, warmup_ratio=0.0, patience=10
+    )
+
+
+class SASRecConfig(BaseModel):
+    """Hyperparameters of :class:`SASRecRecommender` (Kang & McAuley 2018, trained with
+    full-softmax cross-entropy as in Petrov & Macdonald 2023 and Klenitskiy & Vasilev 2023)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["sasrec"] = "sasrec"
+    """Discriminator naming the model family."""
+
+    dim: int = Field(default=64, ge=1)
+    """Width of item embeddings and hidden states."""
+
+    n_layers: int = Field(default=2, ge=1)
+    """Number of causal self-attention blocks."""
+
+    n_heads: int = Field(default=2, ge=1)
+    """Attention heads per block; must divide ``dim``."""
+
+    ffn_multiplier: int = Field(default=1, ge=1)
+    """Hidden width of each block's feed-forward layer, as a multiple of ``dim``."""
+
+    max_len: int = Field(default=50, ge=1)
+    """Most recent items a user's sequence keeps, in training and when scoring."""
+
+    dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
+    """Dropout on the input embeddings, on each residual branch and inside each feed-forward
+    layer (attention weights are not dropped, see :class:`CausalSelfAttention`)."""
+
+    norm_first: bool = True
+    """Pre-LN blocks (LayerNorm before attention / feed-forward, plus a final LayerNorm)
+    when true; post-LN blocks as in the original Transformer when false."""
+
+    score_batch_size: int = Field(default=256, ge=1)
+    """Histories encoded at once by ``score``."""
+
+    trainer: TrainerConfig = Field(default_factory=_default_trainer)
+    """Optimisation settings; early stopping monitors validation ``ndcg@10``."""
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self) -> SASRecConfig:
+        if self.dim % self.n_heads:
+            raise ValueError(f"n_heads={self.n_heads} must divide dim={self.dim}")
+        return self

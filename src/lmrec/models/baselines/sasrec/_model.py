@@ -1,0 +1,160 @@
+"""The SASRec network: item and position embeddings, then causal self-attention blocks.
+
+Token ids: ``0`` is padding, item index ``i`` is token ``i + 1`` and ``n_items + 1`` is a
+learned start-of-sequence token, placed before a history that fits into ``max_len`` whole
+(so an empty history is just the start token). Sequences are padded on the left.
+
+Positions are counted back from the most recent slot (position 0), which encodes recency
+the way SASRec's left-padded absolute positions do. Together with padding that is masked
+out of every attention row, this makes the hidden state of a slot independent of how much
+left padding a batch adds. The start token carries no position, so its state does not
+depend on where it stands: the state of an empty history is exactly the one trained to
+predict users' first items. (Counting positions from the first item instead scored 0.002
+lower validation NDCG@10 on both tuning datasets, see ``bench/notes/sasrec_tuning.md``.)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+PAD = 0
+"""Token id of padding."""
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention over a boolean mask (``True`` = may attend).
+
+    Built from ``nn.Linear`` layers and ``scaled_dot_product_attention`` so that per-sample
+    gradients (Opacus) work without special layers. The attention weights are not dropped
+    out: on CPU that costs one random number per query-key pair (as much time as the rest of
+    the block at ``max_len = 200``), and the block's other dropouts regularise enough.
+    """
+
+    def __init__(self, dim: int, n_heads: int) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, length, dim = x.shape
+        qkv = self.qkv(x).view(b, length, 3, self.n_heads, dim // self.n_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.out(y.transpose(1, 2).reshape(b, length, dim))
+
+
+class SASRecBlock(nn.Module):
+    """Self-attention then a position-wise feed-forward layer, each with a residual path."""
+
+    def __init__(
+        self, dim: int, n_heads: int, ffn_dim: int, dropout: float, norm_first: bool
+    ) -> None:
+        super().__init__()
+        self.norm_first = norm_first
+        self.attention = CausalSelfAttention(dim, n_heads)
+        self.norm1 = nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(
+            nn.Linear(dim, ffn_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn_dim, dim)
+        )
+        self.norm2 = nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.norm_first:
+            x = x + self.dropout(self.attention(self.norm1(x), mask))
+            return x + self.dropout(self.ffn(self.norm2(x)))
+        x = self.norm1(x + self.dropout(self.attention(x, mask)))
+        return self.norm2(x + self.dropout(self.ffn(x)))
+
+
+class SASRecModule(nn.Module):
+    """Encodes left-padded token sequences into one hidden state per slot.
+
+    The output layer is the item embedding table itself (tied weights): the logit of item
+    ``i`` after a slot is ``hidden @ item_weights()[i]``.
+
+    Args:
+        n_items: Catalog size.
+        dim: Embedding and hidden width.
+        n_layers: Number of blocks.
+        n_heads: Attention heads per block (must divide ``dim``).
+        ffn_dim: Hidden width of the feed-forward layers.
+        max_len: Longest token sequence (start token included) the module accepts.
+        dropout: Dropout probability.
+        norm_first: Pre-LN blocks with a final LayerNorm (else post-LN with a LayerNorm on
+            the embeddings).
+    """
+
+    def __init__(
+        self,
+        n_items: int,
+        dim: int,
+        n_layers: int,
+        n_heads: int,
+        ffn_dim: int,
+        max_len: int,
+        dropout: float,
+        norm_first: bool,
+    ) -> None:
+        super().__init__()
+        self.n_items = n_items
+        self.max_len = max_len
+        self.item_embedding = nn.Embedding(n_items + 2, dim, padding_idx=PAD)
+        self.position_embedding = nn.Embedding(max_len, dim)
+        self.embedding_dropout = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(
+            SASRecBlock(dim, n_heads, ffn_dim, dropout, norm_first) for _ in range(n_layers)
+        )
+        # Pre-LN leaves the residual stream unnormalised, so it ends with a LayerNorm;
+        # post-LN normalises the embeddings before the first block instead.
+        self.norm = nn.LayerNorm(dim)
+        self.norm_first = norm_first
+        self.reset_parameters()
+
+    @property
+    def start_token(self) -> int:
+        """Token id of the start-of-sequence token."""
+        return self.n_items + 1
+
+    def reset_parameters(self) -> None:
+        """Normal(0, 0.02) weights and zero biases, as usual for small transformers."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear | nn.Embedding):
+                nn.init.normal_(module.weight, std=0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+        with torch.no_grad():
+            self.item_embedding.weight[PAD].zero_()
+
+    def item_weights(self) -> torch.Tensor:
+        """Output embeddings of the catalog, shape ``(n_items, dim)``."""
+        return self.item_embedding.weight[1 : self.n_items + 1]
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Hidden states ``(batch, length, dim)`` of left-padded ``tokens`` ``(batch, length)``.
+
+        Slot ``t`` sees only the real tokens at slots ``<= t``; a padding slot sees only
+        itself (its output is meaningless and must be ignored).
+        """
+        length = tokens.shape[1]
+        if length > self.max_len:
+            raise ValueError(f"sequence length {length} exceeds max_len={self.max_len}")
+        real = tokens != PAD
+        # Positions count back from the most recent slot (0), so left padding shifts nothing.
+        # The start token gets none: its state is then the same wherever it stands, and an
+        # empty history (the start token alone) is served by what it learned in training.
+        positions = torch.arange(length - 1, -1, -1, device=tokens.device)
+        placed = (tokens != self.start_token).unsqueeze(-1)
+        x = self.item_embedding(tokens) + self.position_embedding(positions) * placed
+        if not self.norm_first:
+            x = self.norm(x)
+        x = self.embedding_dropout(x)
+        causal = torch.ones(length, length, dtype=torch.bool, device=tokens.device).tril()
+        eye = torch.eye(length, dtype=torch.bool, device=tokens.device)
+        mask = (causal & (real[:, None, :] | eye)).unsqueeze(1)  # (batch, 1, query, key)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.norm(x) if self.norm_first else x

@@ -1,0 +1,269 @@
+"""SASRec as a recommender: next-item training with full-softmax cross-entropy, inductive scoring.
+
+Training (Kang & McAuley 2018, with the cross-entropy loss of Klenitskiy & Vasilev 2023 and
+Petrov & Macdonald 2023): every user contributes one sequence, the last ``max_len + 1`` tokens
+of ``[start] + history``; at every slot the model predicts the next item with a softmax over
+the whole catalog (logits = hidden state @ item embeddings). Padding slots carry no loss.
+
+Scoring is inductive: a history is encoded as it is given (last ``max_len`` items), and the
+hidden state of its last slot scores every item, so a user unseen in training is served from
+a few items without retraining. An empty history is the start token alone, whose state was
+trained to predict users' first items, a learned cold-start prior.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lmrec.data.schema import InteractionData
+from lmrec.errors import DataError, ModelFileError
+from lmrec.models.base import BaseRecommender, FitReport
+from lmrec.models.baselines._config_build import build_config
+from lmrec.models.baselines._validation import quick_ndcg_at_k
+from lmrec.models.baselines.sasrec._config import SASRecConfig
+from lmrec.models.baselines.sasrec._model import PAD, SASRecModule
+from lmrec.training.config import RunOptions
+from lmrec.training.trainer import (
+    CheckpointValue,
+    Trainer,
+    rank_and_world,
+    seed_everything,
+    shard_indices,
+)
+
+if TYPE_CHECKING:
+    from lmrec.evaluation.task import EvalTask
+
+_STATE_FILE = "sasrec.pt"
+_IGNORE = -100  # target of padding slots, skipped by the loss
+
+
+def encode_histories(histories: Sequence[np.ndarray], max_len: int, start_token: int) -> np.ndarray:
+    """Left-padded token rows for scoring, as wide as the longest encoded history.
+
+    A history of at least ``max_len`` items keeps its last ``max_len``; a shorter one gets the
+    start token in front, exactly as the training sequences do.
+    """
+    rows = []
+    for h in histories:
+        h = np.asarray(h, dtype=np.int64)
+        if len(h) >= max_len:
+            rows.append(h[len(h) - max_len :] + 1)
+        else:
+            rows.append(np.concatenate([[start_token], h + 1]))
+    width = max(len(r) for r in rows)
+    tokens = np.full((len(rows), width), PAD, dtype=np.int64)
+    for j, r in enumerate(rows):
+        tokens[j, width - len(r) :] = r
+    return tokens
+
+
+def training_sequences(
+    sequences: Sequence[np.ndarray], max_len: int, start_token: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and next-item targets ``(n_users_with_items, max_len)``, right-aligned.
+
+    Each row is the last ``max_len + 1`` tokens of ``[start] + sequence``: inputs are all but
+    the last, targets (item indices) all but the first; padding has target ``-100``.
+    """
+    kept = [np.asarray(s, dtype=np.int64) for s in sequences if len(s)]
+    inputs = np.full((len(kept), max_len), PAD, dtype=np.int64)
+    targets = np.full((len(kept), max_len), _IGNORE, dtype=np.int64)
+    for j, seq in enumerate(kept):
+        tokens = np.concatenate([[start_token], seq + 1])[-(max_len + 1) :]
+        n = len(tokens) - 1
+        inputs[j, max_len - n :] = tokens[:-1]
+        targets[j, max_len - n :] = tokens[1:] - 1
+    return inputs, targets
+
+
+class SequenceTask:
+    """The :class:`lmrec.training.TrainingTask` of SASRec: shuffled user sequences.
+
+    Args:
+        network: The SASRec module.
+        inputs: Token rows from :func:`training_sequences`.
+        targets: Matching target rows.
+        batch_size: Sequences per batch (per process under DDP).
+    """
+
+    def __init__(
+        self, network: SASRecModule, inputs: np.ndarray, targets: np.ndarray, batch_size: int
+    ) -> None:
+        self.module: nn.Module = network
+        self.network = network  # unwrapped, for the output embeddings
+        self.inputs = torch.from_numpy(inputs)
+        self.targets = torch.from_numpy(targets)
+        self.batch_size = batch_size
+
+    def _shard_size(self) -> int:
+        _, world = rank_and_world()
+        return -(-len(self.inputs) // world)
+
+    def num_batches(self) -> int:
+        return -(-self._shard_size() // self.batch_size)
+
+    def batches(
+        self, epoch: int, generator: torch.Generator
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.inputs)
+        order = torch.randperm(n, generator=generator)
+        rank, world = rank_and_world()
+        if world > 1:
+            order = order[torch.from_numpy(shard_indices(n, rank, world))]
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            inputs, targets = self.inputs[rows], self.targets[rows]
+            # Left padding: the columns before the longest sequence of the batch are padding.
+            width = int((inputs != PAD).sum(dim=1).max())
+            yield inputs[:, -width:], targets[:, -width:]
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        inputs, targets = batch
+        hidden = self.module(inputs)
+        real = targets != _IGNORE
+        logits = hidden[real] @ self.network.item_weights().T
+        return F.cross_entropy(logits, targets[real])
+
+
+class SASRecRecommender(BaseRecommender):
+    """Self-attentive sequential recommender trained with full-softmax cross-entropy.
+
+    ``fit`` stops early on the NDCG@10 of ``valid`` (when given) and keeps the best epoch.
+    The ``work_dir`` of the fit options receives checkpoints (``checkpoints/``) and the
+    per-epoch log (``train_log.jsonl``) unless ``options`` names other places.
+
+    Args:
+        config: A :class:`SASRecConfig`, a dict of its fields, or ``None`` for defaults.
+        options: Runtime options of the trainer (device, checkpoint/log files,
+            TensorBoard).
+        **overrides: Config fields that replace those of ``config``.
+    """
+
+    name: ClassVar[str] = "sasrec"
+
+    def __init__(
+        self,
+        config: SASRecConfig | Mapping[str, Any] | None = None,
+        *,
+        options: RunOptions | None = None,
+        **overrides: Any,
+    ) -> None:
+        super().__init__()
+        self.config = build_config(SASRecConfig, config, **overrides)
+        self.options = options if options is not None else RunOptions()
+        self.network: SASRecModule | None = None
+
+    def _build_network(self, n_items: int) -> SASRecModule:
+        c = self.config
+        return SASRecModule(
+            n_items=n_items,
+            dim=c.dim,
+            n_layers=c.n_layers,
+            n_heads=c.n_heads,
+            ffn_dim=c.dim * c.ffn_multiplier,
+            max_len=c.max_len,
+            dropout=c.dropout,
+            norm_first=c.norm_first,
+        ).to(self.options.device)
+
+    def _run_options(self) -> RunOptions:
+        # Explicit RunOptions win; the fit options fill in what they leave open.
+        fit = self.fit_options
+        opts = RunOptions(**vars(self.options))
+        if fit.work_dir is not None:
+            if opts.checkpoint_dir is None:
+                opts.checkpoint_dir = Path(fit.work_dir) / "checkpoints"
+                opts.resume = fit.resume
+            if opts.log_path is None:
+                opts.log_path = Path(fit.work_dir) / "train_log.jsonl"
+        return opts
+
+    def _fit(self, train: InteractionData, valid: EvalTask | None) -> FitReport:
+        cfg = self.config
+        seed_everything(cfg.trainer.seed)
+        network = self._build_network(train.n_items)
+        inputs, targets = training_sequences(train.sequences(), cfg.max_len, network.start_token)
+        if len(inputs) == 0:
+            raise DataError("SASRec needs at least one training interaction, got none")
+        self.network = network
+        task = SequenceTask(network, inputs, targets, cfg.trainer.batch_size)
+        trainer_config = cfg.trainer
+        if self.fit_options.show_progress and not trainer_config.show_progress:
+            trainer_config = trainer_config.model_copy(update={"show_progress": True})
+        validate = None
+        if valid is not None and len(valid) > 0:
+            task_valid = valid
+
+            def validate() -> dict[str, float]:
+                return {"ndcg@10": quick_ndcg_at_k(self.score, task_valid, k=10)}
+
+        return Trainer(trainer_config, self._run_options()).fit(
+            task, validate, checkpoint_key=self._checkpoint_key(train)
+        )
+
+    def _checkpoint_key(self, train: InteractionData) -> dict[str, CheckpointValue]:
+        # A checkpoint resumes only for the same architecture and the same training data.
+        model = self.config.model_dump(mode="json", exclude={"trainer", "score_batch_size"})
+        data = hashlib.sha256()
+        for array in (train.users, train.items):
+            data.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+        data.update(f"{train.n_users},{train.n_items}".encode())
+        return {"model": json.dumps(model, sort_keys=True), "train_data": data.hexdigest()}
+
+    def score(self, users: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """Scores of every item after each history, shape ``(len(histories), n_items)``.
+
+        ``users`` is ignored: the model is inductive and reads only the histories (their
+        last ``max_len`` items). An empty history scores from the learned start state.
+        """
+        network: SASRecModule = self._require(self.network)
+        out = np.empty((len(histories), network.n_items), dtype=np.float32)
+        if len(histories) == 0:
+            return out
+        was_training = network.training
+        network.eval()
+        device = network.item_embedding.weight.device
+        step = self.config.score_batch_size
+        with torch.no_grad():
+            weights = network.item_weights()
+            for start in range(0, len(histories), step):
+                chunk = histories[start : start + step]
+                tokens = encode_histories(chunk, self.config.max_len, network.start_token)
+                hidden = network(torch.from_numpy(tokens).to(device))[:, -1]
+                out[start : start + len(chunk)] = (hidden @ weights.T).float().cpu().numpy()
+        network.train(was_training)
+        return out
+
+    def config_dict(self) -> dict[str, Any]:
+        return self.config.model_dump(mode="json")
+
+    @classmethod
+    def from_config_dict(cls, config: dict[str, Any]) -> Self:
+        return cls(config)
+
+    def _save_state(self, path: Path) -> None:
+        network: SASRecModule = self._require(self.network)
+        torch.save(network.state_dict(), path / _STATE_FILE)
+
+    def _load_state(self, path: Path) -> None:
+        file = path / _STATE_FILE
+        if not file.exists():
+            raise ModelFileError(f"{path} lacks {_STATE_FILE}")
+        network = self._build_network(self.n_items)
+        state = torch.load(file, map_location=self.options.device, weights_only=True)
+        try:
+            network.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ModelFileError(f"{file} does not match the saved config: {exc}") from exc
+        network.eval()
+        self.network = network

@@ -1,0 +1,234 @@
+"""SASRec baseline: the contract, plus masking, padding, training and persistence behaviour."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from contract import N_ITEMS, N_USERS, RecommenderContract, planted_data
+
+from lmrec.data.schema import IdMap, InteractionData
+from lmrec.errors import ConfigError, DataError
+from lmrec.evaluation.task import EvalTask
+from lmrec.models.base import BaseRecommender, FitOptions
+from lmrec.models.baselines.sasrec import SASRecConfig, SASRecModule, SASRecRecommender
+from lmrec.models.baselines.sasrec._recommender import encode_histories, training_sequences
+from lmrec.training import CHECKPOINT_FILE
+
+SMALL = {
+    "dim": 16,
+    "n_layers": 1,
+    "n_heads": 2,
+    "max_len": 12,
+    "dropout": 0.1,
+    "trainer": {"epochs": 25, "batch_size": 16, "lr": 0.01, "patience": None, "seed": 1},
+}
+
+
+class TestSASRecContract(RecommenderContract):
+    def make_model(self) -> BaseRecommender:
+        return SASRecRecommender(SMALL)
+
+
+def _network(norm_first: bool = True, max_len: int = 10) -> SASRecModule:
+    torch.manual_seed(0)
+    net = SASRecModule(
+        n_items=20,
+        dim=8,
+        n_layers=2,
+        n_heads=2,
+        ffn_dim=16,
+        max_len=max_len,
+        dropout=0.3,
+        norm_first=norm_first,
+    )
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def fitted() -> SASRecRecommender:
+    model = SASRecRecommender(SMALL)
+    model.fit(planted_data()[0])
+    return model
+
+
+# -- the network ----------------------------------------------------------------------------
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_output_at_t_ignores_later_items(norm_first: bool) -> None:
+    net = _network(norm_first)
+    tokens = torch.tensor([[0, 0, 21, 3, 4, 5, 6, 7]])
+    changed = tokens.clone()
+    changed[0, 5:] = torch.tensor([9, 10, 11])
+    with torch.no_grad():
+        a, b = net(tokens), net(changed)
+    torch.testing.assert_close(a[:, :5], b[:, :5])
+    assert not torch.allclose(a[:, 5:], b[:, 5:])
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_more_left_padding_changes_nothing(norm_first: bool) -> None:
+    net = _network(norm_first)
+    tokens = torch.tensor([[21, 3, 4, 5]])
+    padded = torch.tensor([[0, 0, 0, 0, 21, 3, 4, 5]])
+    with torch.no_grad():
+        a, b = net(tokens), net(padded)
+    torch.testing.assert_close(a, b[:, 4:], atol=1e-5, rtol=1e-5)
+
+
+def test_start_state_does_not_depend_on_its_position() -> None:
+    net = _network()
+    with torch.no_grad():
+        alone = net(torch.tensor([[0, 0, 21]]))
+        leading = net(torch.tensor([[21, 3, 4, 5, 6, 7]]))
+    torch.testing.assert_close(alone[:, -1], leading[:, 0], atol=1e-5, rtol=1e-5)
+
+
+def test_shapes_and_length_limit() -> None:
+    net = _network(max_len=6)
+    with torch.no_grad():
+        assert net(torch.randint(1, 21, (3, 6))).shape == (3, 6, 8)
+    assert net.item_weights().shape == (20, 8)
+    assert net.start_token == 21
+    with pytest.raises(ValueError, match="max_len"):
+        net(torch.ones(1, 7, dtype=torch.long))
+
+
+def test_padding_embedding_stays_zero() -> None:
+    assert torch.count_nonzero(_network().item_embedding.weight[0]) == 0
+
+
+# -- sequences ------------------------------------------------------------------------------
+def test_training_sequences_are_right_aligned_with_start_token() -> None:
+    seqs = [np.array([4, 5, 6]), np.array([], dtype=np.int64), np.arange(10)]
+    inputs, targets = training_sequences(seqs, max_len=5, start_token=99)
+    assert inputs.tolist() == [[0, 0, 99, 5, 6], [5, 6, 7, 8, 9]]
+    assert targets.tolist() == [[-100, -100, 4, 5, 6], [5, 6, 7, 8, 9]]
+
+
+def test_encode_histories_matches_training_layout() -> None:
+    tokens = encode_histories([np.array([1, 2]), np.arange(7), np.array([], dtype=int)], 5, 99)
+    assert tokens.tolist() == [[0, 0, 99, 2, 3], [3, 4, 5, 6, 7], [0, 0, 0, 0, 99]]
+
+
+# -- the recommender ------------------------------------------------------------------------
+def test_score_is_batch_and_padding_invariant(fitted: SASRecRecommender) -> None:
+    short, long_ = np.array([1, 2]), np.arange(11)
+    alone = fitted.score(np.array([0]), [short])
+    together = fitted.score(np.array([0, 1]), [short, long_])
+    np.testing.assert_allclose(together[0], alone[0], atol=1e-5, rtol=1e-5)
+
+
+def test_score_reads_only_last_max_len_items(fitted: SASRecRecommender) -> None:
+    history = np.arange(30) % N_ITEMS
+    full = fitted.score(np.array([-1]), [history])
+    tail = fitted.score(np.array([-1]), [history[-12:]])
+    np.testing.assert_allclose(full, tail, atol=1e-6)
+
+
+def test_users_argument_is_ignored(fitted: SASRecRecommender) -> None:
+    h = [np.array([3, 4, 5])]
+    np.testing.assert_array_equal(fitted.score(np.array([0]), h), fitted.score(np.array([7]), h))
+
+
+def test_empty_history_scores_from_learned_start_state() -> None:
+    # Every user starts with item 7: the start state must learn to put it first.
+    rng = np.random.default_rng(0)
+    seqs = [
+        np.concatenate([[7], rng.choice(np.arange(8, 20), 5, replace=False)]) for _ in range(20)
+    ]
+    users = np.repeat(np.arange(20), 6)
+    items = np.concatenate(seqs)
+    train = InteractionData(
+        IdMap([str(u) for u in range(20)], "user"),
+        IdMap([str(i) for i in range(20)], "item"),
+        users,
+        items,
+        np.tile(np.arange(6), 20),
+    )
+    model = SASRecRecommender(SMALL)
+    model.fit(train)
+    scores = model.score(np.array([-1]), [np.array([], dtype=np.int64)])[0]
+    assert np.isfinite(scores).all()
+    assert scores.argmax() == 7
+
+
+def test_loss_decreases_on_planted_data() -> None:
+    report = SASRecRecommender(SMALL).fit(planted_data()[0])
+    losses = [row["loss"] for row in report.history]
+    assert len(losses) == 25
+    assert losses[-1] < 0.8 * losses[0]
+    assert report.best_epoch is None
+
+
+def test_early_stopping_on_validation_ndcg() -> None:
+    train, held = planted_data()
+    valid = EvalTask.from_interactions(train, held)
+    config = {**SMALL, "trainer": {**SMALL["trainer"], "epochs": 40, "patience": 3}}
+    report = SASRecRecommender(config).fit(train, valid)
+    scored = [row["valid_ndcg@10"] for row in report.history]
+    assert report.best_epoch is not None
+    assert report.best_valid["ndcg@10"] == max(scored) > 0.3
+    assert report.epochs < 40 or report.best_epoch >= 38
+
+
+def test_same_seed_same_scores() -> None:
+    train = planted_data()[0]
+    config = {**SMALL, "trainer": {**SMALL["trainer"], "epochs": 3}}
+    a, b = SASRecRecommender(config), SASRecRecommender(config)
+    a.fit(train)
+    b.fit(train)
+    hist = [np.array([1, 2, 3])]
+    np.testing.assert_array_equal(a.score(np.array([0]), hist), b.score(np.array([0]), hist))
+
+
+def test_work_dir_gets_checkpoint_and_log(tmp_path: Path) -> None:
+    config = {**SMALL, "trainer": {**SMALL["trainer"], "epochs": 2}}
+    SASRecRecommender(config).fit(planted_data()[0], options=FitOptions(work_dir=tmp_path))
+    assert (tmp_path / "checkpoints" / CHECKPOINT_FILE).exists()
+    lines = (tmp_path / "train_log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+
+
+def test_work_dir_resumes_only_the_same_model(tmp_path: Path) -> None:
+    config = {**SMALL, "trainer": {**SMALL["trainer"], "epochs": 2}}
+    train = planted_data()[0]
+    first = SASRecRecommender(config)
+    first.fit(train, options=FitOptions(work_dir=tmp_path))
+    again = SASRecRecommender(config)
+    report = again.fit(train, options=FitOptions(work_dir=tmp_path, resume=True))  # done already
+    assert report.epochs == 2 and len(report.history) == 2
+    hist = [np.array([1, 2, 3])]
+    np.testing.assert_array_equal(
+        again.score(np.array([0]), hist), first.score(np.array([0]), hist)
+    )
+    other = SASRecRecommender({**config, "dropout": 0.3})
+    with pytest.raises(ConfigError, match="model"):
+        other.fit(train, options=FitOptions(work_dir=tmp_path, resume=True))
+
+
+def test_save_load_identical_scores(fitted: SASRecRecommender, tmp_path: Path) -> None:
+    fitted.save(tmp_path / "m")
+    loaded = SASRecRecommender.load(tmp_path / "m")
+    seqs = planted_data()[0].sequences()
+    hists = [seqs[u] for u in range(N_USERS)] + [np.array([], dtype=np.int64)]
+    users = np.arange(len(hists))
+    np.testing.assert_array_equal(loaded.score(users, hists), fitted.score(users, hists))
+    assert loaded.config == fitted.config
+
+
+def test_bad_config_names_the_field() -> None:
+    with pytest.raises(ConfigError, match="n_heads"):
+        SASRecRecommender(dim=10, n_heads=3)
+    with pytest.raises(ConfigError, match="dropout"):
+        SASRecRecommender(dropout=1.5)
+    assert SASRecConfig().type == "sasrec"
+
+
+def test_no_training_interactions_is_a_data_error() -> None:
+    users, items = IdMap(["a"], "user"), IdMap(["x", "y"], "item")
+    empty = np.zeros(0, dtype=np.int64)
+    with pytest.raises(DataError, match="at least one"):
+        SASRecRecommender(SMALL).fit(InteractionData(users, items, empty, empty, empty))
