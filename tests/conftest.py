@@ -8,27 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-GENRES = [
-    "unknown",
-    "Action",
-    "Adventure",
-    "Animation",
-    "Children's",
-    "Comedy",
-    "Crime",
-    "Documentary",
-    "Drama",
-    "Fantasy",
-    "Film-Noir",
-    "Horror",
-    "Musical",
-    "Mystery",
-    "Romance",
-    "Sci-Fi",
-    "Thriller",
-    "War",
-    "Western",
-]
+from lmrec.data.loaders.movielens import ML100K_GENRES
+
+GENRES = list(ML100K_GENRES)
 
 
 def write_movielens_like(

@@ -36,7 +36,7 @@ def cmd_data_info(args: argparse.Namespace) -> int:
         return 0
     width = max(len(k) for k in summary)
     for key, value in summary.items():
-        shown = f"{value:.6f}" if isinstance(value, float) else value
+        shown = f"{value:.6g}" if isinstance(value, float) else value
         print(f"{key:<{width}}  {shown}")
     return 0
 

@@ -214,13 +214,17 @@ class BaseRecommender(ABC):
         return model
 
     # -- per-model hooks -------------------------------------------------------------------
-    @abstractmethod
     def config_dict(self) -> dict[str, Any]:
         """The hyperparameters, JSON-serialisable, enough to rebuild an unfitted model."""
+        config = getattr(self, "config", None)
+        if config is None:
+            return {}
+        return dict(config.model_dump(mode="json"))
 
     @classmethod
-    @abstractmethod
-    def from_config_dict(cls, config: dict[str, Any]) -> Self: ...
+    def from_config_dict(cls, config: dict[str, Any]) -> Self:
+        """An unfitted model from :meth:`config_dict`'s output."""
+        return cls(config)  # type: ignore[call-arg]
 
     @abstractmethod
     def _save_state(self, path: Path) -> None: ...

@@ -11,7 +11,7 @@ import copy
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -169,13 +169,6 @@ class BPRRecommender(BaseRecommender):
         return super().recommend(user_id, k=k, exclude_seen=exclude_seen)
 
     # -- persistence -----------------------------------------------------------------------
-    def config_dict(self) -> dict[str, Any]:
-        return self.config.model_dump(mode="json")
-
-    @classmethod
-    def from_config_dict(cls, config: dict[str, Any]) -> Self:
-        return cls(config)
-
     def _save_state(self, path: Path) -> None:
         module: BPRModule = self._require(self.module)
         arrays = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -147,13 +147,6 @@ class ItemKNNRecommender(BaseRecommender):
             raise ValueError(f"got {len(users)} users but {len(histories)} histories")
         h = history_matrix(histories, w.shape[0])
         return np.asarray((h @ w).toarray(), dtype=np.float32)
-
-    def config_dict(self) -> dict[str, Any]:
-        return self.config.model_dump(mode="json")
-
-    @classmethod
-    def from_config_dict(cls, config: dict[str, Any]) -> Self:
-        return cls(config)
 
     def _save_state(self, path: Path) -> None:
         sp.save_npz(path / _STATE_FILE, self._require(self.similarity))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -59,13 +59,6 @@ class PopularityRecommender(BaseRecommender):
         """The popularity row for every user, shape ``(len(users), n_items)``, float32."""
         scores: np.ndarray = self._require(self.item_scores)
         return np.broadcast_to(scores, (len(users), len(scores))).copy()
-
-    def config_dict(self) -> dict[str, Any]:
-        return self.config.model_dump(mode="json")
-
-    @classmethod
-    def from_config_dict(cls, config: dict[str, Any]) -> Self:
-        return cls(config)
 
     def _save_state(self, path: Path) -> None:
         np.savez(path / _STATE_FILE, item_scores=self._require(self.item_scores))

@@ -17,7 +17,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -243,13 +243,6 @@ class SASRecRecommender(BaseRecommender):
                 out[start : start + len(chunk)] = (hidden @ weights.T).float().cpu().numpy()
         network.train(was_training)
         return out
-
-    def config_dict(self) -> dict[str, Any]:
-        return self.config.model_dump(mode="json")
-
-    @classmethod
-    def from_config_dict(cls, config: dict[str, Any]) -> Self:
-        return cls(config)
 
     def _save_state(self, path: Path) -> None:
         network: SASRecModule = self._require(self.network)
