@@ -108,7 +108,9 @@ def implicit_rows(config: ExperimentConfig, threads: int) -> list[dict[str, Any]
     return rows
 
 
-def run_dataset(dataset: str, models: list[str], threads: int, with_implicit: bool) -> list[dict]:
+def run_dataset(
+    dataset: str, models: list[str], threads: int, with_implicit: bool, meta: dict[str, Any]
+) -> list[dict[str, Any]]:
     tag = DATASETS[dataset]
     rows: list[dict[str, Any]] = []
     base: ExperimentConfig | None = None
@@ -137,6 +139,7 @@ def run_dataset(dataset: str, models: list[str], threads: int, with_implicit: bo
                 "seconds_per_epoch": rec.train_seconds / epochs if epochs else None,
                 "seconds_to_best": fit.get("seconds_to_best"),
                 "best_valid_ndcg@10": (fit.get("best_valid") or {}).get("ndcg@10"),
+                **meta,
             }
         )
         print(
@@ -145,8 +148,22 @@ def run_dataset(dataset: str, models: list[str], threads: int, with_implicit: bo
             flush=True,
         )
     if with_implicit and base is not None:
-        rows.extend(implicit_rows(base, threads))
+        rows.extend({**r, **meta} for r in implicit_rows(base, threads))
     return rows
+
+
+def merge_rows(dataset: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """New rows replace the committed rows of the same model; other models' rows are kept.
+
+    Lets one model be re-run (``--models sasrec``) without losing the rest of the table;
+    every row records its own command, threads and date.
+    """
+    path = RESULTS / f"{dataset}.json"
+    old = json.loads(path.read_text()) if path.exists() else []
+    fresh = {r["model"] for r in rows}
+    kept = [r for r in old if r["model"] not in fresh]
+    order = {m: i for i, m in enumerate([*MODELS, "implicit-bpr", "implicit-als"])}
+    return sorted(kept + rows, key=lambda r: order.get(r["model"], len(order)))
 
 
 def write_results(dataset: str, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
@@ -174,8 +191,9 @@ def write_results(dataset: str, rows: list[dict[str, Any]], meta: dict[str, Any]
             flat, cols, title=f"{dataset}: leave-one-out, full ranking, test split", float_fmt=".4f"
         ),
         "",
-        f"Ratios compare NDCG@10 within this run. Machine: {meta['machine']}; "
-        f"threads: {meta['threads']}; command: `{meta['command']}`; date: {meta['date']}.",
+        "Ratios compare NDCG@10 between rows of this table. Each row's machine, torch threads, "
+        "command and date are in the JSON file next to this one; the last run: "
+        f"{meta['machine']}, threads {meta['threads']}, `{meta['command']}`, {meta['date']}.",
         "",
         "Reference numbers (test NDCG@10 / Recall@10, same protocol, from the issue tracker):",
         "",
@@ -201,8 +219,8 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
     }
     for dataset in args.datasets:
-        rows = run_dataset(dataset, args.models, args.threads, not args.no_implicit)
-        write_results(dataset, rows, meta)
+        rows = run_dataset(dataset, args.models, args.threads, not args.no_implicit, meta)
+        write_results(dataset, merge_rows(dataset, rows), meta)
         print((RESULTS / f"{dataset}.md").read_text())
 
 
