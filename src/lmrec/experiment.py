@@ -9,6 +9,7 @@ original dataset::
       catalog.json    item ids with display titles and categories
       result.json     the run record (metrics, slices, timings, versions, commit)
       result.md       the same as a Markdown table
+      learning_curve.png  validation NDCG@10 per epoch (trained models)
       train_log.jsonl per-epoch log of trained models
 """
 
@@ -29,7 +30,13 @@ from lmrec.data import CATEGORIES, ITEM, Dataset
 from lmrec.data.registry import load_dataset
 from lmrec.data.splitting import EncodedSplit, encode_split, implicit_feedback, split_dataset
 from lmrec.errors import ModelFileError
-from lmrec.evaluation import EvalResult, Evaluator, RunRecord, markdown_table
+from lmrec.evaluation import (
+    EvalResult,
+    Evaluator,
+    RunRecord,
+    markdown_table,
+    plot_learning_curve,
+)
 from lmrec.models import BaseRecommender, build_model, load_model
 from lmrec.models.base import FitOptions
 
@@ -146,6 +153,8 @@ def run_experiment(
     train_seconds = time.perf_counter() - t0
     model.save(run_dir / "model")
     write_catalog(dataset, run_dir / "catalog.json")
+    if any("valid_ndcg@10" in h for h in report.history):
+        plot_learning_curve(report.history, run_dir / "learning_curve.png", "valid_ndcg@10")
 
     t0 = time.perf_counter()
     result = make_evaluator(config, dataset, data, config.run.show_progress).evaluate(

@@ -101,3 +101,13 @@ def test_missing_run_and_config(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_missing_dataset_is_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["data", "info", str(tmp_path / "no-such-data")]) == 2
     assert "no-such-data" in capsys.readouterr().err
+
+
+def test_trained_model_gets_learning_curve(movielens_like: Path, tmp_path: Path) -> None:
+    model = 'type = "sasrec"\nmax_len = 20\n[model.trainer]\nepochs = 3\nbatch_size = 16'
+    cfg = write_config(tmp_path / "c.toml", movielens_like, tmp_path / "runs", model)
+    assert main(["train", "--config", str(cfg), "--no-progress"]) == 0
+    run = tmp_path / "runs" / "t"
+    assert (run / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+    assert [entry["epoch"] for entry in log] == [1, 2, 3]
