@@ -42,7 +42,7 @@ def test_early_stopping_restores_best_epoch() -> None:
     evaluated = [row for row in report.history if "valid_ndcg@10" in row]
     best = max(evaluated, key=lambda row: row["valid_ndcg@10"])
     assert report.best_epoch == int(best["epoch"])
-    assert report.best_valid["valid_ndcg@10"] == pytest.approx(best["valid_ndcg@10"])
+    assert report.best_valid["ndcg@10"] == pytest.approx(best["valid_ndcg@10"])
     # the restored weights are those of the best epoch
     assert quick_ndcg_at_k(model.score, task) == pytest.approx(best["valid_ndcg@10"])
     if report.epochs < 30:  # stopped early: exactly `patience` evaluations after the best

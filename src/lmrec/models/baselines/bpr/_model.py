@@ -106,7 +106,7 @@ class BPRRecommender(BaseRecommender):
                     best_state = copy.deepcopy(module.state_dict())
                     report.best_epoch = epoch
                     report.seconds_to_best = time.perf_counter() - start
-                    report.best_valid = {VALID_METRIC: ndcg}
+                    report.best_valid = {"ndcg@10": ndcg}  # unprefixed, as the Trainer reports it
                 else:
                     stale += 1
             report.history.append(row)
