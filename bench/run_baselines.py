@@ -126,6 +126,7 @@ def run_dataset(
         rec = out.record
         fit = rec.fit or {}
         epochs = fit.get("epochs") or 0
+        iterative = bool(epochs and fit.get("history"))  # pop and itemknn have no epochs
         rows.append(
             {
                 "model": name,
@@ -136,7 +137,7 @@ def run_dataset(
                 "eval_seconds": rec.eval_seconds,
                 "epochs": epochs,
                 "best_epoch": fit.get("best_epoch"),
-                "seconds_per_epoch": rec.train_seconds / epochs if epochs else None,
+                "seconds_per_epoch": rec.train_seconds / epochs if iterative else None,
                 "seconds_to_best": fit.get("seconds_to_best"),
                 "best_valid_ndcg@10": (fit.get("best_valid") or {}).get("ndcg@10"),
                 **meta,
@@ -211,6 +212,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-implicit", action="store_true", help="skip the implicit rows")
+    parser.add_argument(
+        "--tables-only", action="store_true", help="rewrite the Markdown from the JSON, run nothing"
+    )
     args = parser.parse_args()
     meta = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -219,6 +223,10 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
     }
     for dataset in args.datasets:
+        if args.tables_only:
+            rows = json.loads((RESULTS / f"{dataset}.json").read_text())
+            write_results(dataset, rows, rows[-1])
+            continue
         rows = run_dataset(dataset, args.models, args.threads, not args.no_implicit, meta)
         write_results(dataset, merge_rows(dataset, rows), meta)
         print((RESULTS / f"{dataset}.md").read_text())
