@@ -16,9 +16,9 @@ def main() -> None:
         start, end = f"<!-- results:{name} -->", f"<!-- /results:{name} -->"
         if start not in text:
             continue
-        table = md.read_text().strip()
+        block = f"{start}\n{md.read_text().strip()}\n{end}"
         pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
-        text = pattern.sub(lambda _: f"{start}\n{table}\n{end}", text)
+        text = pattern.sub(lambda _, block=block: block, text)
     readme.write_text(text)
 
 
