@@ -14,7 +14,7 @@ DEMO_MODELS: list[dict[str, Any]] = [
     {"type": "pop"},
     {"type": "itemknn"},
     {"type": "bpr"},
-    {"type": "sasrec"},
+    {"type": "sasrec", "max_len": 100},  # as configs/sasrec-ml100k.toml
 ]
 
 
