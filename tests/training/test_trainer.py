@@ -128,6 +128,16 @@ def test_tied_embedding_is_not_decayed() -> None:
     assert sum(len(g["params"]) for g in groups) == 1
 
 
+def test_decay_embeddings_option_decays_tables_but_not_norms() -> None:
+    emb = nn.Embedding(5, 3)
+    norm = nn.LayerNorm(3)
+    out = nn.Linear(3, 5, bias=False)
+    out.weight = emb.weight
+    groups = parameter_groups(nn.ModuleList([out, emb, norm]), 0.1, decay_embeddings=True)
+    decayed = {id(p) for g in groups if g["weight_decay"] > 0 for p in g["params"]}
+    assert decayed == {id(emb.weight)}
+
+
 def test_decay_shrinks_layer_weights_but_not_embeddings() -> None:
     class ZeroGrad(_RegressionTask):
         def loss(self, batch: torch.Tensor) -> torch.Tensor:

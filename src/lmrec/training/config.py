@@ -31,6 +31,10 @@ class TrainerConfig(BaseModel):
     """Decoupled AdamW weight decay; applied to weight matrices of layers only (not to
     biases, normalisation layers or embedding tables, see :func:`parameter_groups`)."""
 
+    decay_embeddings: bool = False
+    """Also decay embedding tables (e.g. item embeddings of sparse catalogues, which the
+    default leaves undecayed so that rows a batch never touches are not shrunk)."""
+
     warmup_ratio: float = Field(default=0.0, ge=0.0, lt=1.0)
     """Fraction of all optimizer steps (``epochs * batches per epoch``) spent warming the
     learning rate up linearly from 0; it then decays linearly to 0 at the last step."""

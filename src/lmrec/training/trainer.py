@@ -112,7 +112,9 @@ def shard_indices(n: int, rank: int, world: int) -> np.ndarray:
     return (np.arange(rank, per_rank * world, world, dtype=np.int64)) % n
 
 
-def parameter_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+def parameter_groups(
+    module: nn.Module, weight_decay: float, decay_embeddings: bool = False
+) -> list[dict[str, Any]]:
     """AdamW parameter groups: decay weight matrices of layers, nothing else.
 
     Biases, normalisation parameters and embedding tables are not decayed: shrinking a
@@ -124,6 +126,7 @@ def parameter_groups(module: nn.Module, weight_decay: float) -> list[dict[str, A
     Args:
         module: The module to optimise.
         weight_decay: Decay of the decayed group.
+        decay_embeddings: Put embedding tables in the decayed group too.
 
     Returns:
         Up to two groups (empty ones left out) with a ``weight_decay`` each.
@@ -131,7 +134,10 @@ def parameter_groups(module: nn.Module, weight_decay: float) -> list[dict[str, A
     exempt: set[int] = set()
     for sub in module.modules():
         for p in sub.parameters(recurse=False):
-            if isinstance(sub, _NO_DECAY_MODULES) or p.ndim < 2:
+            embedding = isinstance(sub, nn.Embedding)
+            if p.ndim < 2 or (
+                isinstance(sub, _NO_DECAY_MODULES) and not (embedding and decay_embeddings)
+            ):
                 exempt.add(id(p))
     decay: list[nn.Parameter] = []
     keep: list[nn.Parameter] = []
@@ -267,7 +273,8 @@ class Trainer:
     def make_optimizer(self, module: nn.Module) -> torch.optim.Optimizer:
         """AdamW over :func:`parameter_groups` of the unwrapped module."""
         return torch.optim.AdamW(
-            parameter_groups(module, self.config.weight_decay), lr=self.config.lr
+            parameter_groups(module, self.config.weight_decay, self.config.decay_embeddings),
+            lr=self.config.lr,
         )
 
     def make_scheduler(self, optimizer: torch.optim.Optimizer, total_steps: int) -> LambdaLR:
