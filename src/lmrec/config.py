@@ -32,9 +32,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from lmrec.data.loaders.tabular import TableSource
 from lmrec.errors import ConfigError
 from lmrec.models.baselines import BPRConfig, ItemKNNConfig, PopConfig, SASRecConfig
+from lmrec.models.text import TextMeanConfig, TextSeqConfig
 
 ModelConfig = Annotated[
-    PopConfig | ItemKNNConfig | BPRConfig | SASRecConfig, Field(discriminator="type")
+    PopConfig | ItemKNNConfig | BPRConfig | SASRecConfig | TextSeqConfig | TextMeanConfig,
+    Field(discriminator="type"),
 ]
 
 SplitMethod = Literal["leave_one_out", "temporal", "random", "cold_item", "cold_user"]

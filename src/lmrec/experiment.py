@@ -39,6 +39,7 @@ from lmrec.evaluation import (
 )
 from lmrec.models import BaseRecommender, build_model, load_model
 from lmrec.models.base import FitOptions
+from lmrec.text.cache import item_texts
 
 TABLE_METRICS = ["ndcg@10", "recall@10", "mrr@10", "ndcg@20", "recall@20", "coverage@10"]
 
@@ -65,6 +66,15 @@ def prepare_data(config: ExperimentConfig) -> tuple[Dataset, EncodedSplit]:
         )
     split = split_dataset(dataset, config.data.split, **config.data.split_params)
     return dataset, encode_split(split, dataset)
+
+
+def attach_item_texts(model: BaseRecommender, dataset: Dataset) -> None:
+    """Give a text model (``uses_item_text``) the text of every catalog item."""
+    if not getattr(model, "uses_item_text", False):
+        return
+    encoder = getattr(getattr(model, "config", None), "encoder", None)
+    fields = getattr(encoder, "fields", None)
+    model.set_item_texts(item_texts(dataset, fields))  # type: ignore[attr-defined]
 
 
 def category_vectors(dataset: Dataset) -> np.ndarray | None:
@@ -147,6 +157,7 @@ def run_experiment(
 
     dataset, data = prepare_data(config)
     model = build_model(config.model)
+    attach_item_texts(model, dataset)
     options = FitOptions(work_dir=run_dir, resume=resume, show_progress=config.run.show_progress)
     t0 = time.perf_counter()
     report = model.fit(data.train, data.valid_task(), options)
@@ -223,6 +234,7 @@ def load_run_model(run_dir: Path) -> BaseRecommender:
 
 __all__ = [
     "RunOutput",
+    "attach_item_texts",
     "evaluate_run",
     "load_run_model",
     "prepare_data",

@@ -289,6 +289,17 @@ class InteractionData:
         m.data[:] = 1.0
         return m
 
+    def digest(self) -> str:
+        """A SHA-256 hex digest of the encoded interactions and the catalog and user counts.
+
+        Training code stores it in checkpoints so that a resume never continues on other data.
+        """
+        h = hashlib.sha256()
+        for array in (self.users, self.items):
+            h.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+        h.update(f"{self.n_users},{self.n_items}".encode())
+        return h.hexdigest()
+
     def item_counts(self) -> np.ndarray:
         """Number of interactions per item index."""
         return np.bincount(self.items, minlength=self.n_items)

@@ -31,12 +31,15 @@ def model_classes() -> dict[str, type[BaseRecommender]]:
         PopularityRecommender,
         SASRecRecommender,
     )
+    from lmrec.models.text import TextMeanRecommender, TextSeqRecommender
 
     classes: list[type[BaseRecommender]] = [
         PopularityRecommender,
         ItemKNNRecommender,
         BPRRecommender,
         SASRecRecommender,
+        TextSeqRecommender,
+        TextMeanRecommender,
     ]
     return {c.name: c for c in classes}
 

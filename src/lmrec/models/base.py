@@ -110,6 +110,8 @@ class BaseRecommender(ABC):
     """Shared state and behaviour: id maps, training histories, recommend, save/load."""
 
     name: ClassVar[str] = "base"
+    uses_item_text: ClassVar[bool] = False
+    """Whether the model reads item text (then ``set_item_texts`` must precede ``fit``)."""
 
     def __init__(self) -> None:
         self.user_map: IdMap | None = None

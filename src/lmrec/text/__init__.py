@@ -32,12 +32,16 @@ from lmrec.text.pooling import (
     pool,
     resolve_pooling,
 )
+from lmrec.text.tuning import Strategy, TunableEncoder, TuningConfig
 
 __all__ = [
     "DEFAULT_MODEL",
     "ItemTextEncoder",
     "PoolingName",
+    "Strategy",
     "TextEncoderConfig",
+    "TunableEncoder",
+    "TuningConfig",
     "VectorCache",
     "cls_pool",
     "default_model_path",

@@ -87,3 +87,19 @@ class RunOptions:
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, Path(value))
+
+    def with_work_dir(self, work_dir: Path | None, resume: bool) -> RunOptions:
+        """A copy whose unset checkpoint and log places are filled in from ``work_dir``.
+
+        Explicit options win; a model's ``fit`` passes the work directory of its fit options
+        (``checkpoints/`` and ``train_log.jsonl`` inside it), and ``resume`` applies only to
+        the checkpoint directory chosen that way.
+        """
+        opts = RunOptions(**vars(self))
+        if work_dir is not None:
+            if opts.checkpoint_dir is None:
+                opts.checkpoint_dir = Path(work_dir) / "checkpoints"
+                opts.resume = resume
+            if opts.log_path is None:
+                opts.log_path = Path(work_dir) / "train_log.jsonl"
+        return opts

@@ -139,21 +139,37 @@ class SASRecModule(nn.Module):
         Slot ``t`` sees only the real tokens at slots ``<= t``; a padding slot sees only
         itself (its output is meaningless and must be ignored).
         """
-        length = tokens.shape[1]
+        return self.contextualize(
+            self.item_embedding(tokens), tokens != PAD, tokens != self.start_token
+        )
+
+    def contextualize(
+        self, x: torch.Tensor, real: torch.Tensor, placed: torch.Tensor
+    ) -> torch.Tensor:
+        """Run the blocks over already embedded slots (the part shared with text models).
+
+        Args:
+            x: ``(batch, length, dim)`` input vectors, left-padded.
+            real: ``(batch, length)`` true for real slots (items and the start token).
+            placed: ``(batch, length)`` true for slots that get a position (not the start
+                token).
+
+        Returns:
+            ``(batch, length, dim)`` hidden states.
+        """
+        length = x.shape[1]
         if length > self.max_len:
             raise ValueError(f"sequence length {length} exceeds max_len={self.max_len}")
-        real = tokens != PAD
         # Positions count back from the most recent slot (0), so left padding shifts nothing.
         # The start token gets none: its state is then the same wherever it stands, and an
         # empty history (the start token alone) is served by what it learned in training.
-        positions = torch.arange(length - 1, -1, -1, device=tokens.device)
-        placed = (tokens != self.start_token).unsqueeze(-1)
-        x = self.item_embedding(tokens) + self.position_embedding(positions) * placed
+        positions = torch.arange(length - 1, -1, -1, device=x.device)
+        x = x + self.position_embedding(positions) * placed.unsqueeze(-1)
         if not self.norm_first:
             x = self.norm(x)
         x = self.embedding_dropout(x)
-        causal = torch.ones(length, length, dtype=torch.bool, device=tokens.device).tril()
-        eye = torch.eye(length, dtype=torch.bool, device=tokens.device)
+        causal = torch.ones(length, length, dtype=torch.bool, device=x.device).tril()
+        eye = torch.eye(length, dtype=torch.bool, device=x.device)
         mask = (causal & (real[:, None, :] | eye)).unsqueeze(1)  # (batch, 1, query, key)
         for block in self.blocks:
             x = block(x, mask)

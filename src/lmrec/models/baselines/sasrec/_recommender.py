@@ -13,7 +13,6 @@ trained to predict users' first items, a learned cold-start prior.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -97,7 +96,7 @@ class SequenceTask:
     """
 
     def __init__(
-        self, network: SASRecModule, inputs: np.ndarray, targets: np.ndarray, batch_size: int
+        self, network: nn.Module, inputs: np.ndarray, targets: np.ndarray, batch_size: int
     ) -> None:
         self.module: nn.Module = network
         self.network = network  # unwrapped, for the output embeddings
@@ -131,6 +130,7 @@ class SequenceTask:
         inputs, targets = batch
         hidden = self.module(inputs)
         real = targets != _IGNORE
+        assert isinstance(self.network, SASRecModule)
         logits = hidden[real] @ self.network.item_weights().T
         return F.cross_entropy(logits, targets[real])
 
@@ -177,16 +177,8 @@ class SASRecRecommender(BaseRecommender):
         ).to(self.options.device)
 
     def _run_options(self) -> RunOptions:
-        # Explicit RunOptions win; the fit options fill in what they leave open.
         fit = self.fit_options
-        opts = RunOptions(**vars(self.options))
-        if fit.work_dir is not None:
-            if opts.checkpoint_dir is None:
-                opts.checkpoint_dir = Path(fit.work_dir) / "checkpoints"
-                opts.resume = fit.resume
-            if opts.log_path is None:
-                opts.log_path = Path(fit.work_dir) / "train_log.jsonl"
-        return opts
+        return self.options.with_work_dir(fit.work_dir, fit.resume)
 
     def _fit(self, train: InteractionData, valid: EvalTask | None) -> FitReport:
         cfg = self.config
@@ -214,11 +206,7 @@ class SASRecRecommender(BaseRecommender):
     def _checkpoint_key(self, train: InteractionData) -> dict[str, CheckpointValue]:
         # A checkpoint resumes only for the same architecture and the same training data.
         model = self.config.model_dump(mode="json", exclude={"trainer", "score_batch_size"})
-        data = hashlib.sha256()
-        for array in (train.users, train.items):
-            data.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
-        data.update(f"{train.n_users},{train.n_items}".encode())
-        return {"model": json.dumps(model, sort_keys=True), "train_data": data.hexdigest()}
+        return {"model": json.dumps(model, sort_keys=True), "train_data": train.digest()}
 
     def score(self, users: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
         """Scores of every item after each history, shape ``(len(histories), n_items)``.

@@ -1,0 +1,238 @@
+"""The text sequential recommender: items from their text, users from their history.
+
+Item vector = adaptor(PLM(item text)) [+ item-id embedding with dropout]; user vector = the
+last hidden state of SASRec blocks run over the history's item vectors; score = cosine (or
+dot) / temperature; loss = softmax cross-entropy over the whole catalog at every slot of
+every training sequence. There are no user embeddings, so any history (also one that arrives
+after training) is served at once, and an item's vector needs only its text.
+
+With a frozen encoder the language-model vectors are computed once (and cached on disk);
+otherwise each batch re-encodes its target items with gradients, every other item comes
+from vectors refreshed at the start of each epoch (in-batch plus cached negatives).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+
+from lmrec.data.schema import InteractionData
+from lmrec.errors import DataError, ModelFileError
+from lmrec.models.base import FitReport
+from lmrec.models.baselines._config_build import build_config
+from lmrec.models.baselines._validation import quick_ndcg_at_k
+from lmrec.models.baselines.sasrec._recommender import encode_histories, training_sequences
+from lmrec.models.text._base import TextRecommenderBase
+from lmrec.models.text._config import TextSeqConfig
+from lmrec.models.text._model import TextSeqModule, TextSeqNetwork
+from lmrec.models.text._training import ItemInputs, TextSeqTrainer, TextSequenceTask
+from lmrec.text.encoder import ItemTextEncoder
+from lmrec.text.tuning import TunableEncoder
+from lmrec.training.config import RunOptions
+from lmrec.training.trainer import CheckpointValue, seed_everything
+
+if TYPE_CHECKING:
+    from lmrec.evaluation.task import EvalTask
+
+_NETWORK_FILE = "text_seq.pt"
+_ENCODER_FILE = "encoder_tuned.pt"
+
+
+class TextSeqRecommender(TextRecommenderBase):
+    """Next-item recommender over language-model item vectors; see the module docstring.
+
+    Args:
+        config: A :class:`TextSeqConfig`, a dict of its fields, or ``None`` for defaults.
+        options: Runtime options of the trainer (device, checkpoint/log files).
+        **overrides: Config fields that replace those of ``config``.
+    """
+
+    name: ClassVar[str] = "text_seq"
+
+    def __init__(
+        self,
+        config: TextSeqConfig | Mapping[str, Any] | None = None,
+        *,
+        options: RunOptions | None = None,
+        **overrides: Any,
+    ) -> None:
+        super().__init__()
+        self.config = build_config(TextSeqConfig, config, **overrides)
+        self.options = options if options is not None else RunOptions()
+        self.module: TextSeqModule | None = None
+        self.tuned: TunableEncoder | None = None
+        self._tuned_state: dict[str, torch.Tensor] | None = None
+
+    # ------------------------------------------------------------------------- building
+    def _build_module(self, n_items: int, text_dim: int) -> TextSeqModule:
+        c = self.config
+        return TextSeqModule(
+            n_items=n_items,
+            text_dim=text_dim,
+            dim=c.dim,
+            n_layers=c.n_layers,
+            n_heads=c.n_heads,
+            ffn_dim=c.dim * c.ffn_multiplier,
+            max_len=c.max_len,
+            dropout=c.dropout,
+            adaptor_dropout=c.adaptor_dropout,
+            id_fusion=c.id_fusion,
+            id_dropout=c.id_dropout,
+            cosine=c.cosine,
+            temperature=c.temperature,
+        ).to(self.options.device)
+
+    def _build_tuned(self) -> TunableEncoder:
+        encoder = ItemTextEncoder(self.config.encoder, device=self.options.device)
+        return TunableEncoder(encoder, self.config.tuning)
+
+    def _run_options(self) -> RunOptions:
+        fit = self.fit_options
+        return self.options.with_work_dir(fit.work_dir, fit.resume)
+
+    # ------------------------------------------------------------------------- training
+    def _fit(self, train: InteractionData, valid: EvalTask | None) -> FitReport:
+        cfg = self.config
+        texts = self._texts_for(train)
+        seed_everything(cfg.trainer.seed)
+        progress = self.fit_options.show_progress
+        trains_encoder = cfg.tuning.strategy != "frozen"
+        item_inputs: ItemInputs | None = None
+        if trains_encoder:
+            tuned = self._build_tuned()
+            self.tuned = tuned
+            item_inputs = ItemInputs(tuned, texts, show_progress=progress)
+            text_dim = tuned.encoder.dim
+        else:
+            vectors = self.frozen_vectors(texts, show_progress=progress)
+            text_dim = vectors.shape[1]
+        seed_everything(cfg.trainer.seed)
+        module = self._build_module(train.n_items, text_dim)
+        if not trains_encoder:
+            module.text_vectors.copy_(torch.from_numpy(vectors))
+        self.module = module
+        inputs, targets = training_sequences(train.sequences(), cfg.max_len, module.start_token)
+        if len(inputs) == 0:
+            raise DataError("text_seq needs at least one training interaction, got none")
+        network = TextSeqNetwork(module, self.tuned if trains_encoder else None)
+        task = TextSequenceTask(
+            network, inputs, targets, cfg.trainer.batch_size, cfg.fresh_items, item_inputs
+        )
+        trainer_config = cfg.trainer
+        if progress and not trainer_config.show_progress:
+            trainer_config = trainer_config.model_copy(update={"show_progress": True})
+        if self.tuned is not None:
+            self.tuned.set_total_steps(trainer_config.epochs * task.num_batches())
+        validate = None
+        if valid is not None and len(valid) > 0:
+            task_valid = valid
+
+            def validate() -> dict[str, float]:
+                if task.stale:
+                    task.refresh()
+                return {"ndcg@10": quick_ndcg_at_k(self.score, task_valid, k=10)}
+
+        trainer = TextSeqTrainer(trainer_config, self._run_options(), cfg.tuning.lr_scale)
+        report = trainer.fit(task, validate, checkpoint_key=self._checkpoint_key(train, texts))
+        if task.stale:  # no validation ran after the last steps: bring the cache up to date
+            task.refresh()
+        module.eval()
+        return report
+
+    def _checkpoint_key(
+        self, train: InteractionData, texts: Sequence[str]
+    ) -> dict[str, CheckpointValue]:
+        model = self.config.model_dump(mode="json", exclude={"trainer", "score_batch_size"})
+        text_digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()
+        return {
+            "model": json.dumps(model, sort_keys=True),
+            "train_data": train.digest(),
+            "item_texts": text_digest,
+        }
+
+    # ------------------------------------------------------------------------- scoring
+    def item_vectors(self) -> np.ndarray:
+        """The final item vectors ``(n_items, dim)`` the scores are computed with."""
+        module: TextSeqModule = self._require(self.module)
+        with torch.no_grad():
+            was_training = module.training
+            module.eval()
+            table = module.item_table()
+            module.train(was_training)
+        return table.cpu().numpy()
+
+    def score(self, users: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """Scores of every item after each history; ``users`` is ignored (inductive model).
+
+        An empty history scores from the learned start state.
+        """
+        module: TextSeqModule = self._require(self.module)
+        out = np.empty((len(histories), module.n_items), dtype=np.float32)
+        if len(histories) == 0:
+            return out
+        was_training = module.training
+        module.eval()
+        device = module.text_vectors.device
+        step = self.config.score_batch_size
+        with torch.no_grad():
+            table = module.item_table()
+            for start in range(0, len(histories), step):
+                chunk = histories[start : start + step]
+                tokens = encode_histories(chunk, self.config.max_len, module.start_token)
+                hidden = module(torch.from_numpy(tokens).to(device), table)[:, -1]
+                out[start : start + len(chunk)] = module.logits(hidden, table).float().cpu()
+        module.train(was_training)
+        return out
+
+    # ------------------------------------------------------------------------- persistence
+    def _save_state(self, path: Path) -> None:
+        module: TextSeqModule = self._require(self.module)
+        torch.save(module.state_dict(), path / _NETWORK_FILE)
+        if self.tuned is not None:
+            torch.save(self.tuned.trainable_state_dict(), path / _ENCODER_FILE)
+        elif self._tuned_state is not None:
+            torch.save(self._tuned_state, path / _ENCODER_FILE)
+        self._save_texts(path)
+
+    def _load_state(self, path: Path) -> None:
+        file = path / _NETWORK_FILE
+        if not file.exists():
+            raise ModelFileError(f"{path} lacks {_NETWORK_FILE}")
+        state = torch.load(file, map_location=self.options.device, weights_only=True)
+        if "text_vectors" not in state:
+            raise ModelFileError(f"{file} holds no text_vectors")
+        module = self._build_module(self.n_items, state["text_vectors"].shape[1])
+        try:
+            module.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ModelFileError(f"{file} does not match the saved config: {exc}") from exc
+        module.eval()
+        self.module = module
+        self._load_texts(path)
+        encoder_file = path / _ENCODER_FILE
+        if self.config.tuning.strategy != "frozen":
+            if not encoder_file.exists():
+                raise ModelFileError(f"{path} lacks {_ENCODER_FILE} (a fine-tuned encoder)")
+            # The language model itself is loaded only when new text must be encoded.
+            self._tuned_state = torch.load(
+                encoder_file, map_location=self.options.device, weights_only=True
+            )
+
+    def tuned_encoder(self) -> TunableEncoder | None:
+        """The fine-tuned encoder (rebuilt from the base model on first use after ``load``);
+        ``None`` for a frozen encoder, whose vectors come from :meth:`text_encoder`."""
+        if self.config.tuning.strategy == "frozen":
+            return None
+        if self.tuned is None:
+            state = self._require(self._tuned_state)
+            tuned = self._build_tuned()
+            tuned.load_trainable_state_dict(state)
+            tuned.eval()
+            self.tuned = tuned
+        return self.tuned

@@ -1,0 +1,190 @@
+"""Training the text sequential recommender: next-item batches, fresh item vectors, the
+per-epoch refresh of cached vectors and the optimizer with a separate encoder learning rate."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lmrec.models.baselines.sasrec._recommender import SequenceTask
+from lmrec.models.text._model import TextSeqNetwork
+from lmrec.text.tuning import TunableEncoder
+from lmrec.training.config import RunOptions, TrainerConfig
+from lmrec.training.trainer import Trainer, parameter_groups
+
+_IGNORE = -100
+_REFRESH_BATCH = 64
+
+
+class ItemInputs:
+    """What the tuned encoder reads for each item, prepared once before training.
+
+    For ``top_k`` these are the hidden states entering the trained layers (the frozen lower
+    layers run once per item, never again); for every other strategy the token ids.
+
+    Args:
+        encoder: The encoder being fine-tuned.
+        texts: Every item's text, row ``i`` = item index ``i``.
+        show_progress: Show a progress bar while the lower layers run (``top_k``).
+    """
+
+    def __init__(
+        self, encoder: TunableEncoder, texts: Sequence[str], show_progress: bool = False
+    ) -> None:
+        self.encoder = encoder
+        self.texts = list(texts)
+        self.token_ids = encoder.encoder.token_ids(self.texts)
+        self.lengths = np.array([len(t) for t in self.token_ids], dtype=np.int64)
+        self.states: list[torch.Tensor] | None = None
+        if encoder.config.strategy == "top_k":
+            self.states = self._lower_states(show_progress)
+
+    def _lower_states(self, show_progress: bool) -> list[torch.Tensor]:
+        from tqdm.auto import tqdm
+
+        states: list[torch.Tensor] = [torch.empty(0)] * len(self.token_ids)
+        order = np.argsort(-self.lengths, kind="stable")
+        was_training = self.encoder.training
+        self.encoder.eval()
+        with tqdm(
+            total=len(order), desc="lower layers", unit="item", disable=not show_progress
+        ) as bar:
+            for start in range(0, len(order), _REFRESH_BATCH):
+                rows = order[start : start + _REFRESH_BATCH]
+                ids, mask = self.encoder.encoder.pad([self.token_ids[i] for i in rows])
+                hidden = self.encoder.lower_states(ids, mask).cpu()
+                for j, i in enumerate(rows):
+                    states[i] = hidden[j, : self.lengths[i]].clone()
+                bar.update(len(rows))
+        self.encoder.train(was_training)
+        return states
+
+    def batch(self, items: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder inputs of ``items`` and their attention mask, right-padded."""
+        if self.states is None:
+            return self.encoder.encoder.pad([self.token_ids[i] for i in items])
+        width = int(self.lengths[items].max())
+        hidden = torch.zeros(len(items), width, self.states[items[0]].shape[-1])
+        mask = torch.zeros(len(items), width, dtype=torch.int64)
+        for j, i in enumerate(items):
+            n = int(self.lengths[i])
+            hidden[j, :n] = self.states[i]
+            mask[j, :n] = 1
+        return hidden, mask
+
+    def encode_all(self) -> torch.Tensor:
+        """Every item's vector with the encoder's current weights (eval mode, no gradients)."""
+        if self.states is None:
+            return torch.from_numpy(self.encoder.encode(self.texts))
+        order = np.argsort(-self.lengths, kind="stable")
+        out = torch.empty(len(self.texts), self.encoder.encoder.dim)
+        was_training = self.encoder.training
+        self.encoder.eval()
+        with torch.no_grad():
+            for start in range(0, len(order), _REFRESH_BATCH):
+                rows = order[start : start + _REFRESH_BATCH]
+                hidden, mask = self.batch(rows)
+                device = next(self.encoder.parameters()).device
+                vectors = self.encoder.upper_forward(hidden.to(device), mask.to(device))
+                out[torch.from_numpy(rows)] = vectors.float().cpu()
+        self.encoder.train(was_training)
+        return out
+
+
+class TextSequenceTask(SequenceTask):
+    """The :class:`lmrec.training.TrainingTask` of the text sequential recommender.
+
+    SASRec's shuffled, sharded sequence batches, each extended (when the encoder trains)
+    with the batch's fresh items and their encoder inputs.
+
+    Args:
+        network: The network (its ``encoder`` is ``None`` when the encoder is frozen).
+        inputs: Token rows (``lmrec.models.baselines.sasrec.training_sequences``).
+        targets: Matching next-item targets (``-100`` on padding).
+        batch_size: Sequences per batch (per process under DDP).
+        fresh_items: Most items per batch re-encoded with gradients.
+        item_inputs: Encoder inputs per item; required when the encoder trains.
+    """
+
+    def __init__(
+        self,
+        network: TextSeqNetwork,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        batch_size: int,
+        fresh_items: int,
+        item_inputs: ItemInputs | None = None,
+    ) -> None:
+        super().__init__(network, inputs, targets, batch_size)
+        self.text_network = network
+        self.fresh_items = fresh_items
+        self.item_inputs = item_inputs
+        self.stale = item_inputs is not None  # the cache must be computed before the first step
+
+    def refresh(self) -> None:
+        """Recompute the cached vectors of every item with the encoder's current weights."""
+        if self.item_inputs is None:
+            return
+        vectors = self.item_inputs.encode_all()
+        buffer = self.text_network.seq.text_vectors
+        with torch.no_grad():
+            buffer.copy_(vectors.to(buffer.device, buffer.dtype))
+        self.stale = False
+
+    def batches(self, epoch: int, generator: torch.Generator) -> Iterator[tuple[Any, ...]]:
+        if self.stale:
+            self.refresh()
+        for inputs, targets in super().batches(epoch, generator):
+            if self.item_inputs is None:
+                yield inputs, targets
+                continue
+            fresh = torch.unique(targets[targets != _IGNORE])
+            if len(fresh) > self.fresh_items:
+                pick = torch.randperm(len(fresh), generator=generator)[: self.fresh_items]
+                fresh = torch.sort(fresh[pick]).values
+            fresh_inputs, fresh_mask = self.item_inputs.batch(fresh.numpy())
+            yield inputs, targets, fresh, fresh_inputs.cpu(), fresh_mask.cpu()
+            self.stale = True
+
+    def loss(self, batch: tuple[Any, ...]) -> torch.Tensor:
+        inputs, targets, *fresh = batch
+        hidden, table = self.module(inputs, *fresh)
+        real = targets != _IGNORE
+        logits = self.text_network.seq.logits(hidden[real], table)
+        return F.cross_entropy(logits, targets[real])
+
+    def after_step(self, global_step: int) -> None:
+        """AdaLoRA's rank reallocation after each optimizer step (a no-op otherwise)."""
+        if self.text_network.encoder is not None:
+            self.text_network.encoder.on_step(global_step)
+
+
+class TextSeqTrainer(Trainer):
+    """The shared trainer with the encoder's parameters in groups of their own learning rate.
+
+    Args:
+        config: Hyperparameters.
+        options: Runtime options.
+        encoder_lr_scale: The encoder's learning rate as a multiple of ``config.lr``.
+    """
+
+    def __init__(
+        self, config: TrainerConfig, options: RunOptions, encoder_lr_scale: float = 1.0
+    ) -> None:
+        super().__init__(config, options)
+        self.encoder_lr_scale = encoder_lr_scale
+
+    def make_optimizer(self, module: nn.Module) -> torch.optim.Optimizer:
+        assert isinstance(module, TextSeqNetwork)
+        c = self.config
+        groups = parameter_groups(module.seq, c.weight_decay, c.decay_embeddings)
+        if module.encoder is not None:
+            for group in parameter_groups(module.encoder, c.weight_decay):
+                group["lr"] = c.lr * self.encoder_lr_scale
+                groups.append(group)
+        return torch.optim.AdamW(groups, lr=c.lr)
