@@ -111,3 +111,26 @@ def test_trained_model_gets_learning_curve(movielens_like: Path, tmp_path: Path)
     assert (run / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
     log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
     assert [entry["epoch"] for entry in log] == [1, 2, 3]
+
+
+def test_train_and_recommend_with_text_model(
+    movielens_like: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = """type = "text_seq"
+dim = 16
+max_len = 10
+[model.trainer]
+epochs = 3
+batch_size = 16
+lr = 0.01"""
+    cfg = write_config(tmp_path / "c.toml", movielens_like, tmp_path / "runs", model)
+    assert main(["train", "--config", str(cfg)]) == 0
+    run = tmp_path / "runs" / "t"
+    record = json.loads((run / "result.json").read_text())
+    assert record["model"] == "text_seq"
+    assert record["fit"]["encode_seconds"] > 0
+    assert (run / "model" / "item_texts.json").exists()
+    capsys.readouterr()
+    assert main(["recommend", str(run), "--user", "2", "-k", "5"]) == 0
+    ranked = [line for line in capsys.readouterr().out.splitlines() if line.strip()[:2] == "1."]
+    assert len(ranked) == 1

@@ -43,6 +43,8 @@ class FitReport:
     seconds_to_best: float | None = None
     best_valid: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
+    encode_seconds: float | None = None
+    """Seconds spent running a language model over item text (text models only)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +54,7 @@ class FitReport:
             "seconds_to_best": self.seconds_to_best,
             "best_valid": self.best_valid,
             "history": self.history,
+            "encode_seconds": self.encode_seconds,
         }
 
 

@@ -4,6 +4,7 @@ saving both next to the model."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -36,6 +37,8 @@ class TextRecommenderBase(BaseRecommender):
         super().__init__()
         self.item_texts: list[str] | None = None
         self._encoder: ItemTextEncoder | None = None
+        self.encode_seconds = 0.0
+        """Seconds spent in the language model (loading it included) since construction."""
 
     def set_item_texts(self, texts: Sequence[str]) -> None:
         """Give the text of every catalog item, row ``i`` being item index ``i``.
@@ -75,7 +78,10 @@ class TextRecommenderBase(BaseRecommender):
 
     def frozen_vectors(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         """Vectors of ``texts`` from the pretrained encoder, through the on-disk cache."""
-        return encode_texts(self.text_encoder(), texts, show_progress=show_progress)
+        start = time.perf_counter()
+        vectors = encode_texts(self.text_encoder(), texts, show_progress=show_progress)
+        self.encode_seconds += time.perf_counter() - start
+        return vectors
 
     def _save_texts(self, path: Path) -> None:
         texts = self._require(self.item_texts)

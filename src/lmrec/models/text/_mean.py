@@ -50,7 +50,9 @@ class TextMeanRecommender(TextRecommenderBase):
         vectors = self.frozen_vectors(texts, show_progress=self.fit_options.show_progress)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         self.item_vectors = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
-        return FitReport(train_seconds=time.perf_counter() - start, epochs=1)
+        return FitReport(
+            train_seconds=time.perf_counter() - start, epochs=1, encode_seconds=self.encode_seconds
+        )
 
     def score(self, users: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
         """Cosine scores; ``users`` is ignored. An empty history scores every item 0."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -105,10 +106,12 @@ class TextSeqRecommender(TextRecommenderBase):
         trains_encoder = cfg.tuning.strategy != "frozen"
         item_inputs: ItemInputs | None = None
         if trains_encoder:
+            start = time.perf_counter()
             tuned = self._build_tuned()
             self.tuned = tuned
             item_inputs = ItemInputs(tuned, texts, show_progress=progress)
             text_dim = tuned.encoder.dim
+            self.encode_seconds += time.perf_counter() - start
         else:
             vectors = self.frozen_vectors(texts, show_progress=progress)
             text_dim = vectors.shape[1]
@@ -143,6 +146,8 @@ class TextSeqRecommender(TextRecommenderBase):
         if task.stale:  # no validation ran after the last steps: bring the cache up to date
             task.refresh()
         module.eval()
+        self.encode_seconds += task.encode_seconds
+        report.encode_seconds = self.encode_seconds
         return report
 
     def _checkpoint_key(

@@ -3,11 +3,13 @@ per-epoch refresh of cached vectors and the optimizer with a separate encoder le
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -15,7 +17,7 @@ from lmrec.models.baselines.sasrec._recommender import SequenceTask
 from lmrec.models.text._model import TextSeqNetwork
 from lmrec.text.tuning import TunableEncoder
 from lmrec.training.config import RunOptions, TrainerConfig
-from lmrec.training.trainer import Trainer, parameter_groups
+from lmrec.training.trainer import Trainer, parameter_groups, rank_and_world
 
 _IGNORE = -100
 _REFRESH_BATCH = 64
@@ -125,15 +127,26 @@ class TextSequenceTask(SequenceTask):
         self.fresh_items = fresh_items
         self.item_inputs = item_inputs
         self.stale = item_inputs is not None  # the cache must be computed before the first step
+        self.encode_seconds = 0.0
 
     def refresh(self) -> None:
-        """Recompute the cached vectors of every item with the encoder's current weights."""
+        """Recompute the cached vectors of every item with the encoder's current weights.
+
+        Under DDP every rank must call it at the same point: rank 0 encodes and broadcasts
+        the vectors, so the caches agree exactly and the other ranks skip the encoding.
+        """
         if self.item_inputs is None:
             return
-        vectors = self.item_inputs.encode_all()
+        start = time.perf_counter()
         buffer = self.text_network.seq.text_vectors
-        with torch.no_grad():
-            buffer.copy_(vectors.to(buffer.device, buffer.dtype))
+        rank, world = rank_and_world()
+        if rank == 0:
+            vectors = self.item_inputs.encode_all()
+            with torch.no_grad():
+                buffer.copy_(vectors.to(buffer.device, buffer.dtype))
+        if world > 1:
+            dist.broadcast(buffer, src=0)
+        self.encode_seconds += time.perf_counter() - start
         self.stale = False
 
     def batches(self, epoch: int, generator: torch.Generator) -> Iterator[tuple[Any, ...]]:
