@@ -11,6 +11,10 @@ original dataset::
       result.md       the same as a Markdown table
       learning_curve.png  validation NDCG@10 per epoch (trained models)
       train_log.jsonl per-epoch log of trained models
+
+Under ``torchrun`` (see :mod:`lmrec.training.distributed`) every process trains, the models
+built on :class:`lmrec.training.Trainer` with ``DistributedDataParallel``; only rank 0 writes
+the run directory and evaluates.
 """
 
 from __future__ import annotations
@@ -40,6 +44,12 @@ from lmrec.evaluation import (
 from lmrec.models import BaseRecommender, build_model, load_model
 from lmrec.models.base import FitOptions
 from lmrec.text.cache import item_texts
+from lmrec.training.distributed import (
+    broadcast_object,
+    init_from_env,
+    is_main_process,
+    main_process_first,
+)
 
 TABLE_METRICS = ["ndcg@10", "recall@10", "mrr@10", "ndcg@20", "recall@20", "coverage@10"]
 
@@ -143,37 +153,54 @@ def run_experiment(
 ) -> RunOutput:
     """Fit the configured model, evaluate it on the test part and write the run directory.
 
+    Started by ``torchrun`` with several processes, it joins their process group
+    (:func:`lmrec.training.distributed.init_from_env`, gloo on CPU) and every process loads
+    the data (rank 0 first, so that downloads and caches are filled once) and trains; the
+    models built on :class:`lmrec.training.Trainer` synchronise their gradients with DDP
+    and so end with identical weights. Only rank 0 then writes the run directory and
+    evaluates; the other ranks wait for its record (within the process group's timeout,
+    :data:`lmrec.training.distributed.DEFAULT_TIMEOUT`) and return it with their own model.
+    The caller owns the group afterwards (``lmrec train`` destroys it; a script may call
+    :func:`lmrec.training.distributed.cleanup`).
+
     Args:
         config: The validated experiment.
         run_dir: Where to write; default ``<run.output_dir>/<run name>``.
         resume: Continue training from the run directory's last checkpoint, if any.
     """
+    init_from_env()
+    main = is_main_process()
     seed_everything(config.run.seed)
     if config.run.threads:
         torch.set_num_threads(config.run.threads)
     run_dir = run_dir or config.run.output_dir / config.run_name()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(config.model_dump_json(indent=2))
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(config.model_dump_json(indent=2))
 
-    dataset, data = prepare_data(config)
+    with main_process_first():
+        dataset, data = prepare_data(config)
     model = build_model(config.model)
     attach_item_texts(model, dataset)
-    options = FitOptions(work_dir=run_dir, resume=resume, show_progress=config.run.show_progress)
+    progress = config.run.show_progress and main
+    options = FitOptions(work_dir=run_dir, resume=resume, show_progress=progress)
     t0 = time.perf_counter()
     report = model.fit(data.train, data.valid_task(), options)
     train_seconds = time.perf_counter() - t0
-    model.save(run_dir / "model")
-    write_catalog(dataset, run_dir / "catalog.json")
-    if any("valid_ndcg@10" in h for h in report.history):
-        plot_learning_curve(report.history, run_dir / "learning_curve.png", "valid_ndcg@10")
 
-    t0 = time.perf_counter()
-    result = make_evaluator(config, dataset, data, config.run.show_progress).evaluate(
-        model, data.test_task()
-    )
-    eval_seconds = time.perf_counter() - t0
-    record = make_record(config, dataset, result, train_seconds, eval_seconds, report.to_dict())
-    write_record(record, run_dir)
+    record: RunRecord | None = None
+    if main:
+        model.save(run_dir / "model")
+        write_catalog(dataset, run_dir / "catalog.json")
+        if any("valid_ndcg@10" in h for h in report.history):
+            plot_learning_curve(report.history, run_dir / "learning_curve.png", "valid_ndcg@10")
+        t0 = time.perf_counter()
+        result = make_evaluator(config, dataset, data, progress).evaluate(model, data.test_task())
+        eval_seconds = time.perf_counter() - t0
+        record = make_record(config, dataset, result, train_seconds, eval_seconds, report.to_dict())
+        write_record(record, run_dir)
+    record = broadcast_object(record)  # the other ranks wait here for rank 0's record
+    assert record is not None
     return RunOutput(run_dir, model, record)
 
 

@@ -181,3 +181,29 @@ def test_fresh_items_get_gradients_and_others_come_from_cache() -> None:
     model.module.eval()
     cached_table = model.module.item_table()
     np.testing.assert_allclose(table[0].detach().numpy(), cached_table[0].detach().numpy())
+
+
+def test_warm_start_trains_in_two_stages(tmp_path: Path) -> None:
+    from lmrec.evaluation.task import EvalTask
+    from lmrec.models.base import FitOptions
+
+    train, held = planted_data()
+    model = small_model(
+        tuning={"strategy": "lora", "lr_scale": 0.1},
+        fresh_items=8,
+        trainer={"epochs": 3, "batch_size": 16, "lr": 0.01, "patience": None, "seed": 1},
+        encoder_trainer={"epochs": 2, "batch_size": 16, "lr": 0.001, "patience": None},
+    )
+    report = model.fit(
+        train, EvalTask.from_interactions(train, held), FitOptions(work_dir=tmp_path)
+    )
+    assert report.epochs == 5
+    assert [r["stage"] for r in report.history] == [1.0, 1.0, 1.0, 2.0, 2.0]
+    assert report.best_epoch is not None and 1 <= report.best_epoch <= 5
+    assert (tmp_path / "checkpoints" / "encoder").is_dir()
+    assert (tmp_path / "train_log-encoder.jsonl").exists()
+    assert model.module is not None and model.tuned is not None
+    # Whichever stage won, the cached vectors are the kept encoder's.
+    np.testing.assert_allclose(
+        model.tuned.encode(planted_texts()), model.module.text_vectors.numpy(), atol=1e-5
+    )

@@ -228,6 +228,50 @@ class _Interrupt(Exception):
     pass
 
 
+class _SteppedTask(_RegressionTask):
+    """Records every ``after_step`` call with the learning rate the step just used."""
+
+    def __init__(self) -> None:
+        super().__init__(n=20, batch_size=8)  # 3 batches per epoch
+        self.steps: list[int] = []
+
+    def after_step(self, global_step: int) -> None:
+        self.steps.append(global_step)
+
+
+def test_after_step_hook_gets_the_global_step_count(tmp_path: Path) -> None:
+    config = TrainerConfig(epochs=3, lr=0.05, patience=None)
+    task = _SteppedTask()
+    Trainer(config).fit(task)
+    assert task.steps == list(range(1, 10))
+
+    # A resumed run continues the count where the checkpoint left it.
+    options = RunOptions(checkpoint_dir=tmp_path)
+    first = _SteppedTask()
+
+    def crash(epoch: int, record: dict[str, float]) -> None:
+        if epoch == 1:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        Trainer(config, options).fit(first, on_epoch_end=crash)
+    assert first.steps == [1, 2, 3]
+    resumed = _SteppedTask()
+    options.resume = True
+    Trainer(config, options).fit(resumed)
+    assert resumed.steps == list(range(4, 10))
+
+
+def test_the_hook_does_not_change_training() -> None:
+    plain, hooked = _RegressionTask(seed=0, n=20, batch_size=8), _SteppedTask()
+    assert _same(_params(plain.module), _params(hooked.module))
+    config = TrainerConfig(epochs=2, lr=0.05, patience=None)
+    Trainer(config).fit(plain)
+    Trainer(config).fit(hooked)
+    assert hooked.steps == list(range(1, 7))
+    assert _same(_params(plain.module), _params(hooked.module))
+
+
 def test_resume_after_interruption_matches_uninterrupted_run(tmp_path: Path) -> None:
     config = TrainerConfig(epochs=5, lr=0.05, warmup_ratio=0.2, patience=None)
 

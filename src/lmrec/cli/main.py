@@ -44,12 +44,17 @@ def cmd_data_info(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from lmrec.config import load_config
     from lmrec.experiment import TABLE_METRICS, run_experiment
+    from lmrec.training.distributed import is_main_process, process_group_from_env
 
     overrides = dict(_parse_override(o) for o in args.set or [])
     if args.no_progress:
         overrides["run.show_progress"] = False
     config = load_config(args.config, overrides)
-    out = run_experiment(config, Path(args.run_dir) if args.run_dir else None, args.resume)
+    # Under torchrun every process trains (DDP); rank 0 alone writes the run and reports.
+    with process_group_from_env():
+        out = run_experiment(config, Path(args.run_dir) if args.run_dir else None, args.resume)
+        if not is_main_process():
+            return 0
     metrics = out.record.metrics
     shown = ", ".join(f"{m} {metrics[m]:.4f}" for m in TABLE_METRICS if m in metrics)
     print(f"{config.model.type} on {out.record.dataset}: {shown}")

@@ -56,7 +56,9 @@ class TrainingTask(Protocol):
 
     While :meth:`Trainer.fit` runs under DDP, ``module`` is replaced by its
     ``DistributedDataParallel`` wrapper (and restored afterwards), so ``loss`` must run the
-    forward pass through ``self.module(...)`` for gradients to be synchronised.
+    forward pass through ``self.module(...)`` for gradients to be synchronised. A task may
+    also define ``after_step(global_step)``, called after every optimizer step (see
+    :data:`AfterStep`).
     """
 
     module: nn.Module
@@ -72,6 +74,12 @@ class TrainingTask(Protocol):
     def loss(self, batch: Any) -> torch.Tensor:
         """The scalar loss of one batch (already on the training device)."""
         ...
+
+
+AfterStep = Callable[[int], None]
+"""Optional ``after_step(global_step)`` method of a :class:`TrainingTask`: when the task has
+one, the trainer calls it after every optimizer and scheduler step with the 1-based number
+of steps taken so far in the whole run (e.g. AdaLoRA's rank reallocation)."""
 
 
 # -- small public helpers -------------------------------------------------------------------
@@ -370,6 +378,8 @@ class Trainer:
         total, steps = 0.0, 0
         params = [p for g in self._optimizer.param_groups for p in g["params"]]
         lr = self._optimizer.param_groups[0]["lr"]
+        after_step: AfterStep | None = getattr(task, "after_step", None)
+        steps_before = (self.epoch - 1) * task.num_batches()
         bar = tqdm(
             total=task.num_batches(),
             desc=f"epoch {self.epoch}",
@@ -391,6 +401,8 @@ class Trainer:
                 self._scheduler.step()
                 total += value
                 steps += 1
+                if after_step is not None:
+                    after_step(steps_before + steps)
                 bar.update(1)
                 bar.set_postfix(loss=f"{total / steps:.4f}")
         seconds = time.perf_counter() - start

@@ -86,6 +86,14 @@ class TextSeqConfig(BaseModel):
     trainer: TrainerConfig = Field(default_factory=_default_trainer)
     """Optimisation settings; early stopping monitors validation ``ndcg@10``."""
 
+    encoder_trainer: TrainerConfig | None = None
+    """A warm start for a trained encoder: when set (and ``tuning.strategy`` is not
+    ``frozen``), the model first trains on the untouched encoder's vectors with ``trainer``
+    (fast: no language model in the loop), then encoder and model train together with these
+    settings (the encoder's learning rate is ``lr * tuning.lr_scale``). Far fewer of the slow
+    encoder epochs are needed that way. If the second stage never beats the first on
+    validation, the first stage's model is kept. Unset: one stage with ``trainer``."""
+
     @model_validator(mode="after")
     def _heads_divide_dim(self) -> TextSeqConfig:
         if self.dim % self.n_heads:

@@ -35,11 +35,50 @@ from lmrec.models.text._model import TextSeqModule, TextSeqNetwork
 from lmrec.models.text._training import ItemInputs, TextSeqTrainer, TextSequenceTask
 from lmrec.text.encoder import ItemTextEncoder
 from lmrec.text.tuning import TunableEncoder
-from lmrec.training.config import RunOptions
+from lmrec.training.config import RunOptions, TrainerConfig
 from lmrec.training.trainer import CheckpointValue, seed_everything
 
 if TYPE_CHECKING:
     from lmrec.evaluation.task import EvalTask
+
+
+def _stage_options(options: RunOptions, stage: str) -> RunOptions:
+    """The runtime options of a later training stage: its own checkpoint folder and log."""
+    opts = RunOptions(**vars(options))
+    if opts.checkpoint_dir is not None:
+        opts.checkpoint_dir = opts.checkpoint_dir / stage
+    if opts.log_path is not None:
+        opts.log_path = opts.log_path.with_name(f"{opts.log_path.stem}-{stage}.jsonl")
+    if opts.tensorboard_dir is not None:
+        opts.tensorboard_dir = opts.tensorboard_dir / stage
+    return opts
+
+
+def _best(report: FitReport, monitor: str) -> float:
+    return report.best_valid.get(monitor, -float("inf"))
+
+
+def _merge_reports(first: FitReport, second: FitReport, monitor: str) -> FitReport:
+    """One report for two stages: epochs and seconds add up, the better stage's best counts."""
+    history = [dict(r, stage=1.0) for r in first.history]
+    history += [
+        dict(r, stage=2.0, epoch=r.get("epoch", 0.0) + first.epochs) for r in second.history
+    ]
+    later_wins = _best(second, monitor) >= _best(first, monitor) and second.best_epoch is not None
+    best = second if later_wins else first
+    return FitReport(
+        train_seconds=first.train_seconds + second.train_seconds,
+        epochs=first.epochs + second.epochs,
+        best_epoch=(first.epochs + second.best_epoch)
+        if later_wins and second.best_epoch is not None
+        else first.best_epoch,
+        seconds_to_best=(first.train_seconds + (second.seconds_to_best or 0.0))
+        if later_wins
+        else first.seconds_to_best,
+        best_valid=dict(best.best_valid),
+        history=history,
+    )
+
 
 _NETWORK_FILE = "text_seq.pt"
 _ENCODER_FILE = "encoder_tuned.pt"
@@ -123,15 +162,70 @@ class TextSeqRecommender(TextRecommenderBase):
         inputs, targets = training_sequences(train.sequences(), cfg.max_len, module.start_token)
         if len(inputs) == 0:
             raise DataError("text_seq needs at least one training interaction, got none")
-        network = TextSeqNetwork(module, self.tuned if trains_encoder else None)
-        task = TextSequenceTask(
-            network, inputs, targets, cfg.trainer.batch_size, cfg.fresh_items, item_inputs
-        )
-        trainer_config = cfg.trainer
-        if progress and not trainer_config.show_progress:
-            trainer_config = trainer_config.model_copy(update={"show_progress": True})
-        if self.tuned is not None:
-            self.tuned.set_total_steps(trainer_config.epochs * task.num_batches())
+        key = self._checkpoint_key(train, texts)
+        run_options = self._run_options()
+        warm_start = self.tuned is not None and cfg.encoder_trainer is not None
+        if warm_start:
+            assert item_inputs is not None and cfg.encoder_trainer is not None
+            # Stage 1: the rest of the model learns on the untouched encoder's vectors.
+            stage1 = TextSequenceTask(
+                TextSeqNetwork(module, None), inputs, targets, cfg.trainer.batch_size, 1
+            )
+            start = time.perf_counter()
+            module.text_vectors.copy_(item_inputs.encode_all())
+            self.encode_seconds += time.perf_counter() - start
+            first = self._train(stage1, cfg.trainer, run_options, valid, key)
+            before = {k: v.detach().clone() for k, v in module.state_dict().items()}
+            encoder_before = {k: v.clone() for k, v in self._tuned().trainable_state_dict().items()}
+            # Stage 2: encoder and model together, from there; files go to a subfolder.
+            task = TextSequenceTask(
+                TextSeqNetwork(module, self.tuned),
+                inputs,
+                targets,
+                cfg.encoder_trainer.batch_size,
+                cfg.fresh_items,
+                item_inputs,
+            )
+            task.stale = False  # the cache holds the untouched encoder's vectors
+            second = self._train(
+                task, cfg.encoder_trainer, _stage_options(run_options, "encoder"), valid, key
+            )
+            report = _merge_reports(first, second, cfg.encoder_trainer.monitor)
+            if _best(first, cfg.trainer.monitor) > _best(second, cfg.encoder_trainer.monitor):
+                # Tuning the encoder did not beat the frozen stage on validation: keep stage 1.
+                module.load_state_dict(before)
+                self._tuned().load_trainable_state_dict(encoder_before)
+        else:
+            task = TextSequenceTask(
+                TextSeqNetwork(module, self.tuned),
+                inputs,
+                targets,
+                cfg.trainer.batch_size,
+                cfg.fresh_items,
+                item_inputs,
+            )
+            report = self._train(task, cfg.trainer, run_options, valid, key)
+        module.eval()
+        self.encode_seconds += task.encode_seconds
+        report.encode_seconds = self.encode_seconds
+        return report
+
+    def _tuned(self) -> TunableEncoder:
+        tuned: TunableEncoder = self._require(self.tuned)
+        return tuned
+
+    def _train(
+        self,
+        task: TextSequenceTask,
+        config: TrainerConfig,
+        options: RunOptions,
+        valid: EvalTask | None,
+        key: dict[str, CheckpointValue],
+    ) -> FitReport:
+        if self.fit_options.show_progress and not config.show_progress:
+            config = config.model_copy(update={"show_progress": True})
+        if task.text_network.encoder is not None:
+            task.text_network.encoder.set_total_steps(config.epochs * task.num_batches())
         validate = None
         if valid is not None and len(valid) > 0:
             task_valid = valid
@@ -141,19 +235,18 @@ class TextSeqRecommender(TextRecommenderBase):
                     task.refresh()
                 return {"ndcg@10": quick_ndcg_at_k(self.score, task_valid, k=10)}
 
-        trainer = TextSeqTrainer(trainer_config, self._run_options(), cfg.tuning.lr_scale)
-        report = trainer.fit(task, validate, checkpoint_key=self._checkpoint_key(train, texts))
+        trainer = TextSeqTrainer(config, options, self.config.tuning.lr_scale)
+        report = trainer.fit(task, validate, checkpoint_key=key)
         if task.stale:  # no validation ran after the last steps: bring the cache up to date
             task.refresh()
-        module.eval()
-        self.encode_seconds += task.encode_seconds
-        report.encode_seconds = self.encode_seconds
         return report
 
     def _checkpoint_key(
         self, train: InteractionData, texts: Sequence[str]
     ) -> dict[str, CheckpointValue]:
-        model = self.config.model_dump(mode="json", exclude={"trainer", "score_batch_size"})
+        model = self.config.model_dump(
+            mode="json", exclude={"trainer", "encoder_trainer", "score_batch_size"}
+        )
         text_digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()
         return {
             "model": json.dumps(model, sort_keys=True),
