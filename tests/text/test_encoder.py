@@ -179,3 +179,12 @@ def test_config_validation() -> None:
         TextEncoderConfig(max_length=0)
     with pytest.raises(ValidationError, match="fields"):
         TextEncoderConfig(fields=())
+
+
+def test_saved_default_max_length_is_lowered_again(tiny_gpt2_dir: Path) -> None:
+    """A config written with the default spelled out (as saved models do) still loads."""
+    spelled = TextEncoderConfig.model_validate(
+        TextEncoderConfig(model=str(tiny_gpt2_dir)).model_dump()
+    )
+    assert "max_length" in spelled.model_fields_set
+    assert ItemTextEncoder(spelled).config.max_length == 32

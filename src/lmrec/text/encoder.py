@@ -179,7 +179,10 @@ class ItemTextEncoder:
             limit = getattr(self.model.config, "max_position_embeddings", None)
         if not isinstance(limit, int) or self.config.max_length <= limit:
             return
-        if "max_length" not in self.config.model_fields_set:  # only the default is too long
+        # Only the default is lowered (also when a saved config spells it out); any other
+        # value the model cannot take is the user's mistake.
+        default = TextEncoderConfig.model_fields["max_length"].default
+        if self.config.max_length == default:
             logger.info("max_length lowered to %d, the positions %s supports", limit, display)
             self.config = self.config.model_copy(update={"max_length": limit})
         else:
