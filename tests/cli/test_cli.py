@@ -134,3 +134,10 @@ lr = 0.01"""
     assert main(["recommend", str(run), "--user", "2", "-k", "5"]) == 0
     ranked = [line for line in capsys.readouterr().out.splitlines() if line.strip()[:2] == "1."]
     assert len(ranked) == 1
+    # a new user, from a history of item ids: JSON with titles
+    assert main(["recommend", str(run), "--history", "1,2,3", "-k", "4", "--json"]) == 0
+    recs = json.loads(capsys.readouterr().out)
+    assert [r["rank"] for r in recs] == [1, 2, 3, 4]
+    assert all(r["title"] and r["item_id"] not in {"1", "2", "3"} for r in recs)
+    assert main(["recommend", str(run), "--history", "1,nope"]) == 2
+    assert "nope" in capsys.readouterr().err

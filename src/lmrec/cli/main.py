@@ -76,24 +76,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from lmrec.experiment import load_run_model, read_catalog
+    from lmrec.pipeline import Pipeline
 
-    run_dir = Path(args.run)
-    model = load_run_model(run_dir)
-    catalog = read_catalog(run_dir)
-    recs = model.recommend(str(args.user), k=args.k, exclude_seen=not args.include_seen)
+    pipeline = Pipeline.load(Path(args.run))
+    history = [h.strip() for h in args.history.split(",") if h.strip()] if args.history else None
+    user = str(args.user) if args.user is not None else None
+    recs = pipeline.recommend(user, history=history, k=args.k, exclude_seen=not args.include_seen)
     if args.json:
-        print(json.dumps([r.__dict__ for r in recs], indent=2))
+        print(json.dumps([r.to_dict() for r in recs], indent=2))
         return 0
-    history = model.history_of(str(args.user))
-    item_ids = model.item_map.decode(history[-5:]) if model.item_map else []
+    model = pipeline.retrieval
+    if history is not None:
+        item_ids = history[-5:]
+        who = "this history"
+    else:
+        assert user is not None
+        item_ids = model.item_map.decode(model.history_of(user)[-5:]) if model.item_map else []
+        who = f"user {user}"
     if item_ids:
-        recent = "; ".join(catalog.get(i, {}).get("title", i) for i in reversed(item_ids))
-        print(f"user {args.user} recently: {recent}")
+        recent = "; ".join(pipeline.catalog.get(i, {}).get("title", i) for i in reversed(item_ids))
+        print(f"{who} recently: {recent}")
     for r in recs:
-        entry = catalog.get(r.item_id, {})
-        title = entry.get("title", r.item_id)
-        cats = ", ".join(entry.get("categories", [])[:3])
+        title = r.title or r.item_id
+        cats = ", ".join(r.categories[:3])
         print(f"{r.rank:>3}. {title}" + (f"  [{cats}]" if cats else "") + f"  ({r.score:.3f})")
     return 0
 
@@ -138,9 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-progress", action="store_true", help="hide progress bars")
     ev.set_defaults(func=cmd_evaluate)
 
-    rec = sub.add_parser("recommend", help="recommend items for a user of a run")
+    rec = sub.add_parser("recommend", help="recommend items for a user or a history")
     rec.add_argument("run", help="run directory")
-    rec.add_argument("--user", required=True, help="user id as in the dataset")
+    who = rec.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="user id as in the dataset")
+    who.add_argument("--history", help="comma-separated item ids, oldest first (a new user)")
     rec.add_argument("-k", type=int, default=10, help="number of items (default 10)")
     rec.add_argument("--include-seen", action="store_true", help="keep already-seen items")
     rec.add_argument("--json", action="store_true", help="print JSON")
