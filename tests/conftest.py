@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -73,3 +74,15 @@ def _isolated_cache(
 ) -> None:
     # Tests never write into the user's real cache directory.
     monkeypatch.setenv("LMREC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread() -> Iterator[None]:
+    # The tests run tiny models: a second intra-op thread only adds hand-over waits (about
+    # 3-8x slower on a loaded 2-core machine). Benchmarks, not tests, measure speed.
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -229,7 +229,7 @@ class _Interrupt(Exception):
 
 
 class _SteppedTask(_RegressionTask):
-    """Records every ``after_step`` call with the learning rate the step just used."""
+    """Records the global step of every ``after_step`` call."""
 
     def __init__(self) -> None:
         super().__init__(n=20, batch_size=8)  # 3 batches per epoch
@@ -415,3 +415,26 @@ def test_single_process_group_wraps_module_in_ddp(tmp_path: Path) -> None:
     assert all(isinstance(m, nn.parallel.DistributedDataParallel) for m in task.seen_modules)
     assert task.module is raw
     assert report.epochs == 2
+
+
+def test_encoder_trainer_gives_the_encoder_its_own_learning_rate() -> None:
+    from lmrec.training.trainer import EncoderTrainer
+
+    class WithEncoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4))
+            self.head = nn.Linear(4, 1)
+
+    module = WithEncoder()
+    trainer = EncoderTrainer(TrainerConfig(lr=0.01, weight_decay=0.1), encoder_lr_scale=0.1)
+    optimizer = trainer.make_optimizer(module)
+    lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    decay_of = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+    assert len(lr_of) == sum(1 for _ in module.parameters())
+    assert all(lr_of[id(p)] == pytest.approx(0.001) for p in module.encoder.parameters())
+    assert all(lr_of[id(p)] == pytest.approx(0.01) for p in module.head.parameters())
+    assert decay_of[id(module.encoder[0].weight)] == 0.1
+    assert decay_of[id(module.encoder[1].weight)] == 0.0  # LayerNorm: never decayed
+    plain = EncoderTrainer(TrainerConfig(lr=0.01)).make_optimizer(nn.Linear(2, 2))
+    assert all(g["lr"] == 0.01 for g in plain.param_groups)

@@ -587,3 +587,42 @@ class Trainer:
 def _json_line(record: dict[str, float]) -> str:
     out = {k: (int(v) if k == "epoch" else v) for k, v in record.items()}
     return json.dumps(out) + "\n"
+
+
+class EncoderTrainer(Trainer):
+    """The shared trainer with a language model at its own learning rate.
+
+    The parameters of the module's ``encoder`` attribute (when it has one) train at
+    ``config.lr * encoder_lr_scale``; everything else at ``config.lr``. Weight-decay groups
+    are those of :func:`parameter_groups` over the whole module.
+
+    Args:
+        config: Hyperparameters.
+        options: Runtime options.
+        encoder_lr_scale: The encoder's learning rate as a multiple of ``config.lr``.
+    """
+
+    def __init__(
+        self,
+        config: TrainerConfig | None = None,
+        options: RunOptions | None = None,
+        encoder_lr_scale: float = 1.0,
+    ) -> None:
+        super().__init__(config, options)
+        self.encoder_lr_scale = encoder_lr_scale
+
+    def make_optimizer(self, module: nn.Module) -> torch.optim.Optimizer:
+        encoder = getattr(module, "encoder", None)
+        if not isinstance(encoder, nn.Module):
+            return super().make_optimizer(module)
+        c = self.config
+        in_encoder = {id(p) for p in encoder.parameters()}
+        groups: list[dict[str, Any]] = []
+        for group in parameter_groups(module, c.weight_decay, c.decay_embeddings):
+            own = [p for p in group["params"] if id(p) not in in_encoder]
+            tuned = [p for p in group["params"] if id(p) in in_encoder]
+            if own:
+                groups.append({**group, "params": own})
+            if tuned:
+                groups.append({**group, "params": tuned, "lr": c.lr * self.encoder_lr_scale})
+        return torch.optim.AdamW(groups, lr=c.lr)

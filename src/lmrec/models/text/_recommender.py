@@ -32,11 +32,11 @@ from lmrec.models.baselines.sasrec._recommender import encode_histories, trainin
 from lmrec.models.text._base import TextRecommenderBase
 from lmrec.models.text._config import TextSeqConfig
 from lmrec.models.text._model import TextSeqModule, TextSeqNetwork
-from lmrec.models.text._training import ItemInputs, TextSeqTrainer, TextSequenceTask
+from lmrec.models.text._training import ItemInputs, TextSequenceTask
 from lmrec.text.encoder import ItemTextEncoder
 from lmrec.text.tuning import TunableEncoder
 from lmrec.training.config import RunOptions, TrainerConfig
-from lmrec.training.trainer import CheckpointValue, seed_everything
+from lmrec.training.trainer import CheckpointValue, EncoderTrainer, seed_everything
 
 if TYPE_CHECKING:
     from lmrec.evaluation.task import EvalTask
@@ -235,7 +235,7 @@ class TextSeqRecommender(TextRecommenderBase):
                     task.refresh()
                 return {"ndcg@10": quick_ndcg_at_k(self.score, task_valid, k=10)}
 
-        trainer = TextSeqTrainer(config, options, self.config.tuning.lr_scale)
+        trainer = EncoderTrainer(config, options, self.config.tuning.lr_scale)
         report = trainer.fit(task, validate, checkpoint_key=key)
         if task.stale:  # no validation ran after the last steps: bring the cache up to date
             task.refresh()

@@ -11,13 +11,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch import nn
 
 from lmrec.models.baselines.sasrec._recommender import SequenceTask
 from lmrec.models.text._model import TextSeqNetwork
 from lmrec.text.tuning import TunableEncoder
-from lmrec.training.config import RunOptions, TrainerConfig
-from lmrec.training.trainer import Trainer, parameter_groups, rank_and_world
+from lmrec.training.trainer import rank_and_world
 
 _IGNORE = -100
 _REFRESH_BATCH = 64
@@ -175,29 +173,3 @@ class TextSequenceTask(SequenceTask):
         """AdaLoRA's rank reallocation after each optimizer step (a no-op otherwise)."""
         if self.text_network.encoder is not None:
             self.text_network.encoder.on_step(global_step)
-
-
-class TextSeqTrainer(Trainer):
-    """The shared trainer with the encoder's parameters in groups of their own learning rate.
-
-    Args:
-        config: Hyperparameters.
-        options: Runtime options.
-        encoder_lr_scale: The encoder's learning rate as a multiple of ``config.lr``.
-    """
-
-    def __init__(
-        self, config: TrainerConfig, options: RunOptions, encoder_lr_scale: float = 1.0
-    ) -> None:
-        super().__init__(config, options)
-        self.encoder_lr_scale = encoder_lr_scale
-
-    def make_optimizer(self, module: nn.Module) -> torch.optim.Optimizer:
-        assert isinstance(module, TextSeqNetwork)
-        c = self.config
-        groups = parameter_groups(module.seq, c.weight_decay, c.decay_embeddings)
-        if module.encoder is not None:
-            for group in parameter_groups(module.encoder, c.weight_decay):
-                group["lr"] = c.lr * self.encoder_lr_scale
-                groups.append(group)
-        return torch.optim.AdamW(groups, lr=c.lr)
