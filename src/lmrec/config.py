@@ -1,6 +1,6 @@
 """Typed experiment configuration, read from TOML.
 
-An experiment file has four tables::
+An experiment file has four tables (and an optional ``[ranking]`` stage)::
 
     [data]
     dataset = "ml-100k"          # a name or a path
@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from lmrec.data.loaders.tabular import TableSource
 from lmrec.errors import ConfigError
 from lmrec.models.baselines import BPRConfig, ItemKNNConfig, PopConfig, SASRecConfig
+from lmrec.models.ctr import CTRConfig
 from lmrec.models.text import TextMeanConfig, TextSeqConfig
 
 ModelConfig = Annotated[
@@ -89,6 +90,21 @@ class RunConfig(BaseModel):
     """Show progress bars on long work."""
 
 
+class RankingConfig(BaseModel):
+    """The optional ranking stage: a CTR cross-encoder re-orders the retrieval top-N."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    top_n: int = Field(default=50, gt=0)
+    """Retrieval candidates the ranker re-orders per user."""
+    model: CTRConfig = Field(default_factory=CTRConfig)
+    """The CTR model (``[ranking.model]``; its ``type`` may be left out)."""
+    eval_users: int | None = Field(default=1000, gt=0)
+    """Users sampled (with ``run.seed``) for the ranker's validation and for the comparison
+    before/after re-ranking: the cross-encoder reads ``top_n`` pairs per user, which on a CPU
+    takes minutes per thousand users. ``None`` uses every user."""
+
+
 class ExperimentConfig(BaseModel):
     """A whole experiment: data, model, evaluation, run options."""
 
@@ -96,6 +112,8 @@ class ExperimentConfig(BaseModel):
 
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig
+    ranking: RankingConfig | None = None
+    """Add a CTR re-ranking stage after the retrieval model (a two-stage pipeline)."""
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 

@@ -41,6 +41,7 @@ from lmrec.evaluation import (
     markdown_table,
     plot_learning_curve,
 )
+from lmrec.evaluation.task import EvalTask
 from lmrec.models import BaseRecommender, build_model, load_model
 from lmrec.models.base import FitOptions
 from lmrec.text.cache import item_texts
@@ -198,10 +199,82 @@ def run_experiment(
         result = make_evaluator(config, dataset, data, progress).evaluate(model, data.test_task())
         eval_seconds = time.perf_counter() - t0
         record = make_record(config, dataset, result, train_seconds, eval_seconds, report.to_dict())
+    if config.ranking is not None:
+        ranking = run_ranking_stage(config, dataset, data, model, run_dir, resume, main)
+        if record is not None:
+            record.ranking = ranking
+    if record is not None:
         write_record(record, run_dir)
     record = broadcast_object(record)  # the other ranks wait here for rank 0's record
     assert record is not None
     return RunOutput(run_dir, model, record)
+
+
+def _sample_users(task: EvalTask, n: int | None, seed: int) -> EvalTask:
+    if n is None or n >= len(task):
+        return task
+    rows = np.sort(np.random.default_rng(seed).choice(len(task), size=n, replace=False))
+    return EvalTask(
+        users=task.users[rows],
+        histories=[task.histories[r] for r in rows],
+        targets=[task.targets[r] for r in rows],
+        n_items=task.n_items,
+    )
+
+
+def run_ranking_stage(
+    config: ExperimentConfig,
+    dataset: Dataset,
+    data: EncodedSplit,
+    retrieval: BaseRecommender,
+    run_dir: Path,
+    resume: bool,
+    main: bool,
+) -> dict[str, Any]:
+    """Fit the CTR ranker, save it with ``pipeline.json`` and measure what re-ranking does.
+
+    Returns (on rank 0) the ranker's test AUC/GAUC/LogLoss and the NDCG/Recall of the
+    retrieval model on the same sampled test users before and after re-ranking its top-N.
+    """
+    from lmrec.models.ctr import CTRModel
+    from lmrec.pipeline import Pipeline
+
+    ranking = config.ranking
+    assert ranking is not None
+    seed = config.run.seed
+    test = _sample_users(data.test_task(), ranking.eval_users, seed)
+    valid = _sample_users(data.valid_task(), ranking.eval_users, seed + 1)
+    ctr = CTRModel(ranking.model)
+    progress = config.run.show_progress and main
+    options = FitOptions(work_dir=run_dir / "ranker_train", resume=resume, show_progress=progress)
+    t0 = time.perf_counter()
+    report = ctr.fit(
+        dataset, data.train, ctr.heldout_examples(data, "valid", users=valid.users), options
+    )
+    train_seconds = time.perf_counter() - t0
+    if not main:
+        return {}
+    pipeline = Pipeline(retrieval, ctr, ranking.top_n)
+    ctr.save(run_dir / "ranker")
+    (run_dir / "pipeline.json").write_text(
+        json.dumps({"top_n": ranking.top_n, "ranker": True}, indent=2)
+    )
+    t0 = time.perf_counter()
+    ctr_test = ctr.evaluate(ctr.heldout_examples(data, "test", users=test.users))
+    evaluator = make_evaluator(config, dataset, data, progress)
+    before = evaluator.evaluate(retrieval, test).metrics
+    after = evaluator.evaluate(pipeline, test).metrics
+    keep = ("ndcg@10", "recall@10", "mrr@10", "ndcg@20", "recall@20")
+    return {
+        "top_n": ranking.top_n,
+        "eval_users": len(test),
+        "ctr_test": ctr_test,
+        "before": {k: before[k] for k in keep if k in before},
+        "after": {k: after[k] for k in keep if k in after},
+        "train_seconds": train_seconds,
+        "eval_seconds": time.perf_counter() - t0,
+        "fit": report.to_dict(),
+    }
 
 
 def make_record(
@@ -231,6 +304,18 @@ def write_record(record: RunRecord, run_dir: Path) -> None:
     record.write(run_dir / "result.json")
     row = {"model": record.model, **record.metrics, "train s": record.train_seconds}
     table = markdown_table([row], ["model", *TABLE_METRICS, "train s"], title=record.dataset)
+    if record.ranking:
+        r = record.ranking
+        rows = [
+            {"model": record.model, **r["before"]},
+            {"model": f"{record.model} + ctr@{r['top_n']}", **r["after"]},
+        ]
+        table += "\n\n" + markdown_table(
+            rows,
+            ["model", *r["before"]],
+            title=f"re-ranking on {r['eval_users']} sampled test users "
+            f"(ranker test AUC {r['ctr_test'].get('auc', float('nan')):.4f})",
+        )
     (run_dir / "result.md").write_text(table + "\n")
 
 

@@ -141,3 +141,40 @@ lr = 0.01"""
     assert all(r["title"] and r["item_id"] not in {"1", "2", "3"} for r in recs)
     assert main(["recommend", str(run), "--history", "1,nope"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_two_stage_pipeline_trains_reranks_and_recommends(
+    movielens_like: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = """type = "sasrec"
+dim = 16
+max_len = 10
+[model.trainer]
+epochs = 2
+batch_size = 16
+
+[ranking]
+top_n = 10
+eval_users = 20
+[ranking.model]
+max_examples = 300
+profile_items = 3
+[ranking.model.trainer]
+epochs = 2"""
+    cfg = write_config(tmp_path / "c.toml", movielens_like, tmp_path / "runs", model)
+    assert main(["train", "--config", str(cfg)]) == 0
+    run = tmp_path / "runs" / "t"
+    record = json.loads((run / "result.json").read_text())
+    ranking = record["ranking"]
+    assert ranking["top_n"] == 10 and ranking["eval_users"] == 20
+    assert 0.0 <= ranking["ctr_test"]["auc"] <= 1.0
+    # re-ranking the top 10 keeps the top-10 set: recall@10 cannot change
+    assert ranking["after"]["recall@10"] == pytest.approx(ranking["before"]["recall@10"])
+    assert "re-ranking on 20 sampled test users" in (run / "result.md").read_text()
+    assert (run / "ranker" / "ctr.json").exists() and (run / "pipeline.json").exists()
+    capsys.readouterr()
+    assert main(["recommend", str(run), "--user", "2", "-k", "3", "--json"]) == 0
+    recs = json.loads(capsys.readouterr().out)
+    assert len(recs) == 3
+    assert all(0.0 <= r["score"] <= 1.0 for r in recs)  # ranker probabilities
+    assert all(r["retrieval_score"] is not None for r in recs)

@@ -80,6 +80,9 @@ class RunRecord:
         eval_seconds: Wall time of evaluation.
         fit: What training reported (``FitReport.to_dict()``: ``epochs``, ``best_epoch``,
             ``seconds_to_best``, ...); empty for a model without epochs.
+        ranking: The ranking stage of a pipeline, when there is one: the CTR model's
+            held-out metrics and the retrieval metrics before and after re-ranking on the
+            sampled test users.
         versions: Python and package versions.
         git_commit: Commit of the working directory, ``None`` outside git.
         git_dirty: Whether tracked files had uncommitted changes.
@@ -96,6 +99,7 @@ class RunRecord:
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
     fit: dict[str, Any] = field(default_factory=dict)
+    ranking: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=package_versions)
     git_commit: str | None = field(default_factory=current_git_commit)
     git_dirty: bool | None = field(default_factory=current_git_dirty)
