@@ -207,3 +207,33 @@ def test_warm_start_trains_in_two_stages(tmp_path: Path) -> None:
     np.testing.assert_allclose(
         model.tuned.encode(planted_texts()), model.module.text_vectors.numpy(), atol=1e-5
     )
+
+
+def test_init_from_a_saved_model_skips_the_first_stage(
+    fitted: TextSeqRecommender, tmp_path: Path
+) -> None:
+    from lmrec.evaluation.task import EvalTask
+
+    fitted.save(tmp_path / "frozen")
+    train, held = planted_data()
+    valid = EvalTask.from_interactions(train, held)
+    model = small_model(
+        init_from=str(tmp_path / "frozen"),
+        tuning={"strategy": "lora"},
+        fresh_items=8,
+        encoder_trainer={"epochs": 1, "batch_size": 16, "lr": 0.001, "patience": None},
+    )
+    report = model.fit(train, valid)
+    assert report.epochs == 1
+    assert [r["stage"] for r in report.history] == [2.0]
+    assert model.module is not None and fitted.module is not None
+    # Before any encoder step the loaded weights are the frozen model's.
+    start = small_model(init_from=str(tmp_path / "frozen"), trainer={"epochs": 1})
+    start._initialise_from(model.module, tmp_path / "frozen")
+    for name, value in fitted.module.state_dict().items():
+        if name != "text_vectors":
+            assert torch.equal(model.module.state_dict()[name], value)
+    with pytest.raises(ConfigError, match="does not match"):
+        small_model(init_from=str(tmp_path / "frozen"), dim=32).fit(train)
+    with pytest.raises(ConfigError, match="holds no saved text_seq model"):
+        small_model(init_from=str(tmp_path / "nothing")).fit(train)

@@ -94,6 +94,12 @@ class TextSeqConfig(BaseModel):
     encoder epochs are needed that way. If the second stage never beats the first on
     validation, the first stage's model is kept. Unset: one stage with ``trainer``."""
 
+    init_from: str | None = None
+    """A saved ``text_seq`` model (its folder, or a run directory holding ``model/``) whose
+    weights (adaptor, id embeddings, transformer) start this one; the architecture must
+    match. With ``encoder_trainer`` it replaces the first stage: e.g. fine-tune the encoder
+    of a model trained before with a frozen one."""
+
     @model_validator(mode="after")
     def _heads_divide_dim(self) -> TextSeqConfig:
         if self.dim % self.n_heads:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from lmrec.data.schema import InteractionData
-from lmrec.errors import DataError, ModelFileError
+from lmrec.errors import ConfigError, DataError, ModelFileError
 from lmrec.models.base import FitReport
 from lmrec.models.baselines._config_build import build_config
 from lmrec.models.baselines._validation import quick_ndcg_at_k
@@ -158,6 +158,8 @@ class TextSeqRecommender(TextRecommenderBase):
         module = self._build_module(train.n_items, text_dim)
         if not trains_encoder:
             module.text_vectors.copy_(torch.from_numpy(vectors))
+        if cfg.init_from is not None:
+            self._initialise_from(module, Path(cfg.init_from))
         self.module = module
         inputs, targets = training_sequences(train.sequences(), cfg.max_len, module.start_token)
         if len(inputs) == 0:
@@ -174,7 +176,10 @@ class TextSeqRecommender(TextRecommenderBase):
             start = time.perf_counter()
             module.text_vectors.copy_(item_inputs.encode_all())
             self.encode_seconds += time.perf_counter() - start
-            first = self._train(stage1, cfg.trainer, run_options, valid, key)
+            if cfg.init_from is None:
+                first = self._train(stage1, cfg.trainer, run_options, valid, key)
+            else:  # stage 1 was a previous run: only measure where it starts
+                first = self._starting_point(valid, cfg.encoder_trainer.monitor)
             before = {k: v.detach().clone() for k, v in module.state_dict().items()}
             encoder_before = {k: v.clone() for k, v in self._tuned().trainable_state_dict().items()}
             # Stage 2: encoder and model together, from there; files go to a subfolder.
@@ -209,6 +214,34 @@ class TextSeqRecommender(TextRecommenderBase):
         self.encode_seconds += task.encode_seconds
         report.encode_seconds = self.encode_seconds
         return report
+
+    def _initialise_from(self, module: TextSeqModule, path: Path) -> None:
+        """Copy a saved text_seq model's weights (all but its cached vectors) into ``module``."""
+        file = path / _NETWORK_FILE
+        if not file.exists() and (path / "model" / _NETWORK_FILE).exists():
+            file = path / "model" / _NETWORK_FILE  # a run directory
+        if not file.exists():
+            raise ConfigError(f"init_from: {str(path)!r} holds no saved text_seq model")
+        state = torch.load(file, map_location=self.options.device, weights_only=True)
+        state.pop("text_vectors", None)
+        own = module.state_dict()
+        wrong = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
+        missing = [k for k in own if k != "text_vectors" and k not in state]
+        if wrong or missing:
+            raise ConfigError(
+                f"init_from: {str(path)!r} does not match this model's architecture "
+                f"(mismatched: {', '.join((wrong + missing)[:5])})"
+            )
+        module.load_state_dict(state, strict=False)
+
+    def _starting_point(self, valid: EvalTask | None, monitor: str) -> FitReport:
+        """A report of zero epochs holding the validation score of the current weights."""
+        if valid is None or len(valid) == 0:
+            return FitReport()
+        module: TextSeqModule = self._require(self.module)
+        module.eval()
+        score = quick_ndcg_at_k(self.score, valid, k=10)
+        return FitReport(best_epoch=0, best_valid={monitor: score, "ndcg@10": score})
 
     def _tuned(self) -> TunableEncoder:
         tuned: TunableEncoder = self._require(self.tuned)
