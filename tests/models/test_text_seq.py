@@ -237,3 +237,38 @@ def test_init_from_a_saved_model_skips_the_first_stage(
         small_model(init_from=str(tmp_path / "frozen"), dim=32).fit(train)
     with pytest.raises(ConfigError, match="holds no saved text_seq model"):
         small_model(init_from=str(tmp_path / "nothing")).fit(train)
+
+
+def test_module_is_causal_and_shapes_are_right() -> None:
+    from lmrec.models.text._model import TextSeqModule
+
+    torch.manual_seed(0)
+    module = TextSeqModule(
+        n_items=10,
+        text_dim=6,
+        dim=8,
+        n_layers=2,
+        n_heads=2,
+        ffn_dim=16,
+        max_len=6,
+        dropout=0.0,
+        adaptor_dropout=0.0,
+        id_fusion=True,
+        id_dropout=0.5,
+        cosine=True,
+        temperature=0.1,
+    ).eval()
+    module.text_vectors.copy_(torch.randn(10, 6))
+    table = module.item_table()
+    assert table.shape == (10, 8)
+    tokens = torch.tensor([[0, 11, 3, 4, 5], [0, 0, 11, 3, 9]])
+    hidden = module(tokens, table)
+    assert hidden.shape == (2, 5, 8)
+    changed = tokens.clone()
+    changed[0, 4] = 7
+    again = module(changed, table)
+    torch.testing.assert_close(again[0, :4], hidden[0, :4])  # earlier slots never see later ones
+    assert not torch.allclose(again[0, 4], hidden[0, 4])
+    logits = module.logits(hidden[:, -1], table)
+    assert logits.shape == (2, 10)
+    assert logits.abs().max() <= 1.0 / 0.1 + 1e-5  # cosine / temperature is bounded
