@@ -9,6 +9,7 @@ shows titles from the run's catalog::
     for rec in pipeline.recommend(user_id="1", k=10):
         print(rec.rank, rec.title, rec.score)
     pipeline.recommend(history=["50", "172", "181"], k=5)
+    pipeline.recommend(user_id="1", k=10, diversity=0.3, diversity_method="dpp")
 
 Layout inside a run directory: ``model/`` (retrieval), ``ranker/`` (CTR model, optional),
 ``pipeline.json`` (``top_n`` and what is present) and ``catalog.json`` (titles).
@@ -28,6 +29,7 @@ from lmrec.errors import ConfigError, ModelFileError, UnknownIdError
 from lmrec.models import BaseRecommender, load_model
 
 if TYPE_CHECKING:
+    from lmrec.diversity import DiversityConfig
     from lmrec.models.ctr import CTRModel
 
 PIPELINE_FILE = "pipeline.json"
@@ -83,6 +85,7 @@ class Pipeline:
         self.ranker = ranker
         self.top_n = top_n
         self.catalog = catalog or {}
+        self._item_vectors: np.ndarray | None = None
 
     @property
     def name(self) -> str:
@@ -102,6 +105,56 @@ class Pipeline:
 
         return rerank_scores(scores, histories, self.ranker, self.top_n, users)
 
+    def item_vectors(self) -> np.ndarray:
+        """Item vectors ``(n_items, dim)`` for diversity re-ranking, by item index.
+
+        The retrieval model's own vectors when it has them (the text models: a method
+        ``item_vectors()`` or an ``item_vectors`` array), otherwise multi-hot vectors of the
+        catalog's categories (an item without categories gets a zero vector). Computed once
+        and kept while the number of items stays the same.
+
+        Raises:
+            ConfigError: Neither the model has item vectors nor the catalog has categories.
+        """
+        n_items = len(self.retrieval._require(self.retrieval.item_map))
+        if self._item_vectors is not None and len(self._item_vectors) == n_items:
+            return self._item_vectors
+        source = getattr(self.retrieval, "item_vectors", None)
+        vectors = source() if callable(source) else source
+        if vectors is None:
+            categories = self.item_categories()
+            names = sorted({c for cats in categories for c in cats})
+            if not names:
+                raise ConfigError(
+                    f"diversity needs item vectors or categories: model {self.retrieval.name!r} "
+                    "has no item vectors and the catalog no categories"
+                )
+            column = {c: j for j, c in enumerate(names)}
+            vectors = np.zeros((n_items, len(names)), dtype=np.float32)
+            for i, cats in enumerate(categories):
+                vectors[i, [column[c] for c in cats]] = 1.0
+        self._item_vectors = np.asarray(vectors, dtype=np.float32)
+        return self._item_vectors
+
+    def item_categories(self) -> list[list[str]]:
+        """The catalog's categories of every item, by item index (empty when unknown)."""
+        item_map = self.retrieval._require(self.retrieval.item_map)
+        return [
+            [str(c) for c in self.catalog.get(i, {}).get("categories", [])] for i in item_map.ids
+        ]
+
+    def _diversified_top(self, scores: np.ndarray, k: int, config: DiversityConfig) -> np.ndarray:
+        """The top ``k`` of a final score row (history already at ``-inf``), re-ranked."""
+        from lmrec.diversity import diversify
+        from lmrec.models.ctr import top_candidates
+
+        cands = top_candidates(scores, np.zeros(0, dtype=np.int64), max(config.candidates, k))
+        categories = self.item_categories() if config.max_per_category is not None else None
+        if categories is not None and not any(categories):
+            raise ConfigError("max_per_category needs a catalog with item categories")
+        vectors = self.item_vectors() if config.lam > 0.0 else None
+        return diversify(cands, scores[cands], k, config, vectors, categories)
+
     def _history_indices(self, history: Sequence[str]) -> np.ndarray:
         item_map = self.retrieval._require(self.retrieval.item_map)
         for item in history:
@@ -118,8 +171,16 @@ class Pipeline:
         history: Sequence[str] | None = None,
         k: int = 10,
         exclude_seen: bool = True,
+        diversity: float = 0.0,
+        diversity_method: str = "mmr",
+        max_per_category: int | None = None,
     ) -> list[PipelineRecommendation]:
         """Top ``k`` items for a known user, or for a history of item ids.
+
+        Diversity re-ranking (:mod:`lmrec.diversity`) applies last, to the best
+        ``max(100, k)`` items of the final order (after the ranker, when there is one),
+        with the similarity of :meth:`item_vectors`; ``diversity=0`` without a cap gives the
+        plain order.
 
         Args:
             user_id: A user of the training data; their training history is used.
@@ -128,15 +189,24 @@ class Pipeline:
                 the text models, item-kNN); others fall back to what they know.
             k: How many items.
             exclude_seen: Leave the history's items out.
+            diversity: λ in ``[0, 1]``, the weight of diversity against relevance.
+            diversity_method: ``"mmr"`` or ``"dpp"``.
+            max_per_category: At most this many items of one catalog category; the list is
+                shorter when the candidates run out.
 
         Raises:
-            ConfigError: Neither ``user_id`` nor ``history`` was given, or ``k`` < 1.
+            ConfigError: Neither ``user_id`` nor ``history`` was given, ``k`` < 1, a
+                diversity option is invalid, or diversity finds no item vectors or
+                categories.
             UnknownIdError: The user or an item of the history is unknown.
         """
         if k < 1:
             raise ConfigError(f"k must be at least 1, got {k}")
         if user_id is None and history is None:
             raise ConfigError("recommend needs a user_id or a history of item ids")
+        from lmrec.diversity import diversity_config
+
+        spread = diversity_config(diversity_method, diversity, max_per_category=max_per_category)
         user_index = -1
         if user_id is not None:
             user_map = self.retrieval._require(self.retrieval.user_map)
@@ -157,8 +227,11 @@ class Pipeline:
         k = min(k, n_ok)
         if k == 0:
             return []
-        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-        top = top[np.lexsort((top, -scores[top]))][:k]
+        if spread.active:
+            top = self._diversified_top(scores, k, spread)
+        else:
+            top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+            top = top[np.lexsort((top, -scores[top]))][:k]
         probs: dict[int, float] = {}
         if self.ranker is not None:
             shown = [int(i) for i in top]

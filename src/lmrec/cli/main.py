@@ -81,7 +81,15 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     pipeline = Pipeline.load(Path(args.run))
     history = [h.strip() for h in args.history.split(",") if h.strip()] if args.history else None
     user = str(args.user) if args.user is not None else None
-    recs = pipeline.recommend(user, history=history, k=args.k, exclude_seen=not args.include_seen)
+    recs = pipeline.recommend(
+        user,
+        history=history,
+        k=args.k,
+        exclude_seen=not args.include_seen,
+        diversity=args.diversity,
+        diversity_method=args.diversity_method,
+        max_per_category=args.max_per_category,
+    )
     if args.json:
         print(json.dumps([r.to_dict() for r in recs], indent=2))
         return 0
@@ -150,6 +158,25 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--history", help="comma-separated item ids, oldest first (a new user)")
     rec.add_argument("-k", type=int, default=10, help="number of items (default 10)")
     rec.add_argument("--include-seen", action="store_true", help="keep already-seen items")
+    rec.add_argument(
+        "--diversity",
+        type=float,
+        default=0.0,
+        metavar="LAMBDA",
+        help="weight of diversity against relevance, 0 to 1 (default 0: plain ranking)",
+    )
+    rec.add_argument(
+        "--diversity-method",
+        choices=["mmr", "dpp"],
+        default="mmr",
+        help="re-ranker used with --diversity (default mmr)",
+    )
+    rec.add_argument(
+        "--max-per-category",
+        type=int,
+        metavar="N",
+        help="at most N items of one category (genre) in the list",
+    )
     rec.add_argument("--json", action="store_true", help="print JSON")
     rec.set_defaults(func=cmd_recommend)
 
