@@ -9,7 +9,7 @@ ifneq ($(wildcard $(SHARED_DATA)),)
 export LMREC_DATA_DIR ?= $(SHARED_DATA)
 endif
 
-.PHONY: venv demo test test-slow lint typecheck bench clean
+.PHONY: venv demo test test-slow lint typecheck bench bench-text clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,17 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) bench/run_baselines.py
+	$(PY) bench/readme_tables.py
+
+# The language-model rows (hours on a 2-core CPU: the trained-encoder rows start from the
+# frozen runs) and the CTR re-ranking tables.
+bench-text: $(STAMP)
+	$(PY) bench/run_baselines.py --no-implicit --threads 1 --models text-mean text-frozen \
+		text-fusion text-topk text-lora text-full
+	$(PY) bench/run_ctr.py --dataset ml-100k --retrieval runs/bench/text-fusion-ml100k \
+		--max-examples 10000 --users 300 --threads 1
+	$(PY) bench/run_ctr.py --dataset amazon-scientific \
+		--retrieval runs/bench/text-fusion-scientific --max-examples 10000 --users 300 --threads 1
 	$(PY) bench/readme_tables.py
 
 clean:
