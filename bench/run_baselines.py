@@ -111,6 +111,27 @@ def implicit_rows(config: ExperimentConfig, threads: int) -> list[dict[str, Any]
     return rows
 
 
+def encoder_stage_won(fit: dict[str, Any]) -> bool | None:
+    """For a warm-started trained encoder: whether its encoder stage beat the frozen stage
+    on validation (``None`` for models without such a stage)."""
+    history = fit.get("history") or []
+    if not any(h.get("stage") == 2.0 for h in history):
+        return None
+    first = sum(1 for h in history if h.get("stage") == 1.0)
+    best = fit.get("best_epoch")
+    return best is not None and best > first
+
+
+def _stage_of_run(row: dict[str, Any], dataset: str) -> bool | None:
+    """``encoder_stage_won`` of a committed row, read back from its run directory."""
+    if "encoder_stage_won" in row:
+        return row["encoder_stage_won"]
+    record = ROOT.parent / "runs" / "bench" / f"{row['model']}-{DATASETS[dataset]}" / "result.json"
+    if not record.exists():
+        return None
+    return encoder_stage_won(json.loads(record.read_text()).get("fit") or {})
+
+
 def run_dataset(
     dataset: str, models: list[str], threads: int, with_implicit: bool, meta: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -143,6 +164,7 @@ def run_dataset(
                 "seconds_per_epoch": rec.train_seconds / epochs if iterative else None,
                 "seconds_to_best": fit.get("seconds_to_best"),
                 "encode_seconds": fit.get("encode_seconds"),
+                "encoder_stage_won": encoder_stage_won(fit),
                 "best_valid_ndcg@10": (fit.get("best_valid") or {}).get("ndcg@10"),
                 **meta,
             }
@@ -185,18 +207,23 @@ def write_results(dataset: str, rows: list[dict[str, Any]], meta: dict[str, Any]
             "s/epoch": r.get("seconds_per_epoch"),
             "s to best": r.get("seconds_to_best"),
             "encode s": r.get("encode_seconds"),
+            "enc. stage": {True: "won", False: "lost", None: None}[_stage_of_run(r, dataset)],
         }
         if pop:
             row["vs pop"] = r["metrics"]["ndcg@10"] / pop["metrics"]["ndcg@10"]
         if sasrec:
             row["vs sasrec"] = r["metrics"]["ndcg@10"] / sasrec["metrics"]["ndcg@10"]
         flat.append(row)
-    cols = [*COLUMNS, "train s", "s/epoch", "s to best", "encode s", "vs pop", "vs sasrec"]
+    cols = [*COLUMNS, "train s", "s/epoch", "s to best", "encode s", "enc. stage", "vs pop"]
+    cols.append("vs sasrec")
     lines = [
         markdown_table(
             flat, cols, title=f"{dataset}: leave-one-out, full ranking, test split", float_fmt=".4f"
         ),
         "",
+        "`enc. stage`: for the trained-encoder rows (warm start), whether training the encoder "
+        "beat the frozen stage on validation; when it `lost`, the frozen stage's model is kept, "
+        "so the row equals the frozen model trained with the same settings. "
         "`train s` includes `encode s`, the seconds the language model ran over item text "
         "(a frozen encoder's vectors come from the on-disk cache when it is warm). "
         "Ratios compare NDCG@10 between rows of this table. Each row's machine, torch threads, "
