@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from lmrec.config import ExperimentConfig, load_config
-from lmrec.evaluation import markdown_table
+from lmrec.evaluation import RunRecord, markdown_table
 from lmrec.experiment import make_evaluator, prepare_data, run_experiment
 
 ROOT = Path(__file__).resolve().parent
@@ -132,6 +132,42 @@ def _stage_of_run(row: dict[str, Any], dataset: str) -> bool | None:
     return encoder_stage_won(json.loads(record.read_text()).get("fit") or {})
 
 
+def make_row(name: str, path: Path, rec: RunRecord, meta: dict[str, Any]) -> dict[str, Any]:
+    """One table row from a run record."""
+    fit = rec.fit or {}
+    epochs = fit.get("epochs") or 0
+    iterative = bool(epochs and fit.get("history"))  # pop and itemknn have no epochs
+    return {
+        "model": name,
+        "config": str(path.relative_to(ROOT.parent)),
+        "metrics": rec.metrics,
+        "slice_metrics": rec.slice_metrics,
+        "train_seconds": rec.train_seconds,
+        "eval_seconds": rec.eval_seconds,
+        "epochs": epochs,
+        "best_epoch": fit.get("best_epoch"),
+        "seconds_per_epoch": rec.train_seconds / epochs if iterative else None,
+        "seconds_to_best": fit.get("seconds_to_best"),
+        "encode_seconds": fit.get("encode_seconds"),
+        "encoder_stage_won": encoder_stage_won(fit),
+        "best_valid_ndcg@10": (fit.get("best_valid") or {}).get("ndcg@10"),
+        **meta,
+    }
+
+
+def collect_runs(dataset: str, models: list[str], meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows from finished run directories (``runs/bench/<model>-<dataset>/result.json``)."""
+    tag = DATASETS[dataset]
+    rows = []
+    for name in models:
+        record = ROOT.parent / "runs" / "bench" / f"{name}-{tag}" / "result.json"
+        if record.exists():
+            rows.append(
+                make_row(name, CONFIGS / f"{name}-{tag}.toml", RunRecord.read(record), meta)
+            )
+    return rows
+
+
 def run_dataset(
     dataset: str, models: list[str], threads: int, with_implicit: bool, meta: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -148,27 +184,7 @@ def run_dataset(
         print(f"[{dataset}] {name} ...", flush=True)
         out = run_experiment(config)
         rec = out.record
-        fit = rec.fit or {}
-        epochs = fit.get("epochs") or 0
-        iterative = bool(epochs and fit.get("history"))  # pop and itemknn have no epochs
-        rows.append(
-            {
-                "model": name,
-                "config": str(path.relative_to(ROOT.parent)),
-                "metrics": rec.metrics,
-                "slice_metrics": rec.slice_metrics,
-                "train_seconds": rec.train_seconds,
-                "eval_seconds": rec.eval_seconds,
-                "epochs": epochs,
-                "best_epoch": fit.get("best_epoch"),
-                "seconds_per_epoch": rec.train_seconds / epochs if iterative else None,
-                "seconds_to_best": fit.get("seconds_to_best"),
-                "encode_seconds": fit.get("encode_seconds"),
-                "encoder_stage_won": encoder_stage_won(fit),
-                "best_valid_ndcg@10": (fit.get("best_valid") or {}).get("ndcg@10"),
-                **meta,
-            }
-        )
+        rows.append(make_row(name, path, rec, meta))
         print(
             f"    ndcg@10 {rec.metrics['ndcg@10']:.4f}  recall@10 {rec.metrics['recall@10']:.4f}"
             f"  ({rec.train_seconds:.1f} s)",
@@ -247,13 +263,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-implicit", action="store_true", help="skip the implicit rows")
     parser.add_argument(
+        "--from-runs",
+        action="store_true",
+        help="collect finished runs/bench/ run directories instead of training",
+    )
+    parser.add_argument(
         "--tables-only", action="store_true", help="rewrite the Markdown from the JSON, run nothing"
     )
     args = parser.parse_args()
     meta = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "threads": args.threads,
-        "command": "python " + " ".join(sys.argv),
+        "command": "python "
+        + " ".join(a for a in sys.argv if a != "--from-runs")
+        + (" (rows collected from runs/bench/ after the run)" if args.from_runs else ""),
         "date": time.strftime("%Y-%m-%d"),
     }
     for dataset in args.datasets:
@@ -261,7 +284,10 @@ def main() -> None:
             rows = json.loads((RESULTS / f"{dataset}.json").read_text())
             write_results(dataset, rows, rows[-1])
             continue
-        rows = run_dataset(dataset, args.models, args.threads, not args.no_implicit, meta)
+        if args.from_runs:
+            rows = collect_runs(dataset, args.models, meta)
+        else:
+            rows = run_dataset(dataset, args.models, args.threads, not args.no_implicit, meta)
         write_results(dataset, merge_rows(dataset, rows), meta)
         print((RESULTS / f"{dataset}.md").read_text())
 
