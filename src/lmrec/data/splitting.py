@@ -243,7 +243,7 @@ class EncodedSplit:
     def train_and_valid(self) -> InteractionData:
         """Train and validation together: what is known when testing (and when refitting)."""
         if self._known_for_test is None:
-            self._known_for_test = _concat(self.train, self.valid)
+            self._known_for_test = merge_interactions(self.train, self.valid)[0]
         return self._known_for_test
 
     def valid_task(self) -> EvalTask:
@@ -349,15 +349,25 @@ def _split_by_labels(
     )
 
 
-def _concat(first: InteractionData, second: InteractionData) -> InteractionData:
+def merge_interactions(
+    first: InteractionData, second: InteractionData
+) -> tuple[InteractionData, np.ndarray]:
+    """Both interaction sets in one, sorted by (user, time), and a mask of the rows that came
+    from ``second`` (on equal user and time, the rows of ``first`` stay ahead).
+
+    Raises:
+        DataError: The two sets do not share id maps.
+    """
+    if len(first.item_map) != len(second.item_map) or len(first.user_map) != len(second.user_map):
+        raise DataError("the interaction sets do not share id maps")
     users = np.concatenate([first.users, second.users])
     times = np.concatenate([first.timestamps, second.timestamps])
-    # Stable: on equal (user, time) the rows of ``first`` stay ahead of those of ``second``.
-    order = np.lexsort((times, users))
+    from_second = np.r_[np.zeros(len(first), dtype=bool), np.ones(len(second), dtype=bool)]
+    order = np.lexsort((from_second, times, users))
     ratings = None
     if first.ratings is not None and second.ratings is not None:
         ratings = np.concatenate([first.ratings, second.ratings])[order]
-    return InteractionData(
+    merged = InteractionData(
         first.user_map,
         first.item_map,
         users[order],
@@ -365,3 +375,4 @@ def _concat(first: InteractionData, second: InteractionData) -> InteractionData:
         times[order],
         ratings,
     )
+    return merged, from_second[order]

@@ -18,8 +18,8 @@ from typing import Literal
 import numpy as np
 
 from lmrec.data.schema import InteractionData
-from lmrec.data.splitting import EncodedSplit
-from lmrec.errors import ConfigError, DataError
+from lmrec.data.splitting import EncodedSplit, merge_interactions
+from lmrec.errors import ConfigError
 from lmrec.models.ctr._config import (
     DEFAULT_NEGATIVES,
     DEFAULT_POSITIVE_THRESHOLD,
@@ -264,32 +264,3 @@ def split_examples(
         exclude=everything.sequences(),
         seed=seed,
     )
-
-
-def merge_interactions(
-    first: InteractionData, second: InteractionData
-) -> tuple[InteractionData, np.ndarray]:
-    """Both interaction sets in one, sorted by (user, time), and a mask of the rows that came
-    from ``second`` (on equal user and time, ``first`` comes first).
-
-    Raises:
-        DataError: The two sets do not share id maps.
-    """
-    if len(first.item_map) != len(second.item_map) or len(first.user_map) != len(second.user_map):
-        raise DataError("the interaction sets do not share id maps")
-    users = np.concatenate([first.users, second.users])
-    times = np.concatenate([first.timestamps, second.timestamps])
-    from_second = np.r_[np.zeros(len(first), dtype=bool), np.ones(len(second), dtype=bool)]
-    order = np.lexsort((from_second, times, users))
-    ratings = None
-    if first.ratings is not None and second.ratings is not None:
-        ratings = np.concatenate([first.ratings, second.ratings])[order]
-    merged = InteractionData(
-        first.user_map,
-        first.item_map,
-        users[order],
-        np.concatenate([first.items, second.items])[order],
-        times[order],
-        ratings,
-    )
-    return merged, from_second[order]
