@@ -15,7 +15,11 @@ from lmrec.errors import ConfigError, DataError
 from lmrec.evaluation.task import EvalTask
 from lmrec.models.base import BaseRecommender, FitOptions
 from lmrec.models.baselines.sasrec import SASRecConfig, SASRecModule, SASRecRecommender
-from lmrec.models.baselines.sasrec._recommender import encode_histories, training_sequences
+from lmrec.models.baselines.sasrec._recommender import (
+    SequenceTask,
+    encode_histories,
+    training_sequences,
+)
 from lmrec.training import CHECKPOINT_FILE
 
 SMALL = {
@@ -232,3 +236,49 @@ def test_no_training_interactions_is_a_data_error() -> None:
     empty = np.zeros(0, dtype=np.int64)
     with pytest.raises(DataError, match="at least one"):
         SASRecRecommender(SMALL).fit(InteractionData(users, items, empty, empty, empty))
+
+
+def test_cosine_logits_are_scaled_cosines() -> None:
+    net = _network()
+    net.cosine, net.temperature = True, 0.1
+    hidden = torch.randn(3, 8)
+    logits = net.logits(hidden)
+    expected = torch.nn.functional.cosine_similarity(
+        hidden[:, None, :], net.item_weights()[None, :, :], dim=-1
+    )
+    torch.testing.assert_close(logits, expected / 0.1)
+    assert float(logits.detach().abs().max()) <= 10.0 + 1e-5
+
+
+def test_cosine_model_learns_and_reloads(tmp_path: Path) -> None:
+    config = {**SMALL, "cosine": True, "temperature": 0.1}
+    model = SASRecRecommender(config)
+    report = model.fit(planted_data()[0])
+    losses = [row["loss"] for row in report.history]
+    assert losses[-1] < 0.8 * losses[0]
+    model.save(tmp_path / "m")
+    hist = [np.array([1, 2, 3])]
+    np.testing.assert_array_equal(
+        SASRecRecommender.load(tmp_path / "m").score(np.array([0]), hist),
+        model.score(np.array([0]), hist),
+    )
+
+
+def test_label_smoothing_raises_the_loss_of_a_confident_model(
+    fitted: SASRecRecommender,
+) -> None:
+    network = fitted.network
+    assert network is not None
+    inputs, targets = training_sequences(
+        planted_data()[0].sequences(), SMALL["max_len"], network.start_token
+    )
+    network.eval()
+    with torch.no_grad():
+        batch = (torch.from_numpy(inputs), torch.from_numpy(targets))
+        plain = SequenceTask(network, inputs, targets, 16).loss(batch)
+        smooth = SequenceTask(network, inputs, targets, 16, label_smoothing=0.5).loss(batch)
+    # The fitted model is confident on planted data; smoothing also charges it for the
+    # probability it does not spread over the other items.
+    assert float(smooth) > float(plain) + 0.1
+    with pytest.raises(ConfigError, match="label_smoothing"):
+        SASRecRecommender(label_smoothing=1.0)

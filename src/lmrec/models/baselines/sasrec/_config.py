@@ -47,6 +47,17 @@ class SASRecConfig(BaseModel):
     """Pre-LN blocks (LayerNorm before attention / feed-forward, plus a final LayerNorm)
     when true; post-LN blocks as in the original Transformer when false."""
 
+    cosine: bool = False
+    """Score with the cosine of the hidden state and the item embedding, divided by
+    ``temperature``, instead of the raw dot product (normalised embeddings stop frequent
+    items from winning through the length of their vectors)."""
+
+    temperature: float = Field(default=0.05, gt=0.0)
+    """Softmax temperature of the cosine scores; unused without ``cosine``."""
+
+    label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """Label smoothing of the cross-entropy loss (0 = none)."""
+
     score_batch_size: int = Field(default=256, ge=1)
     """Histories encoded at once by ``score``."""
 

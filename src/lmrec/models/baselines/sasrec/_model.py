@@ -86,6 +86,8 @@ class SASRecModule(nn.Module):
         dropout: Dropout probability.
         norm_first: Pre-LN blocks with a final LayerNorm (else post-LN with a LayerNorm on
             the embeddings).
+        cosine: :meth:`logits` are cosine similarities divided by ``temperature``.
+        temperature: Temperature of the cosine logits.
     """
 
     def __init__(
@@ -98,9 +100,13 @@ class SASRecModule(nn.Module):
         max_len: int,
         dropout: float,
         norm_first: bool,
+        cosine: bool = False,
+        temperature: float = 1.0,
     ) -> None:
         super().__init__()
         self.n_items = n_items
+        self.cosine = cosine
+        self.temperature = temperature
         self.max_len = max_len
         self.item_embedding = nn.Embedding(n_items + 2, dim, padding_idx=PAD)
         self.position_embedding = nn.Embedding(max_len, dim)
@@ -132,6 +138,15 @@ class SASRecModule(nn.Module):
     def item_weights(self) -> torch.Tensor:
         """Output embeddings of the catalog, shape ``(n_items, dim)``."""
         return self.item_embedding.weight[1 : self.n_items + 1]
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Scores of every catalog item after each hidden state ``(..., dim)``."""
+        weights = self.item_weights()
+        if self.cosine:
+            hidden = F.normalize(hidden, dim=-1)
+            weights = F.normalize(weights, dim=-1)
+            return hidden @ weights.T / self.temperature
+        return hidden @ weights.T
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Hidden states ``(batch, length, dim)`` of left-padded ``tokens`` ``(batch, length)``.

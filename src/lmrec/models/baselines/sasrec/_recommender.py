@@ -93,12 +93,19 @@ class SequenceTask:
         inputs: Token rows from :func:`training_sequences`.
         targets: Matching target rows.
         batch_size: Sequences per batch (per process under DDP).
+        label_smoothing: Label smoothing of the cross-entropy loss.
     """
 
     def __init__(
-        self, network: nn.Module, inputs: np.ndarray, targets: np.ndarray, batch_size: int
+        self,
+        network: nn.Module,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        batch_size: int,
+        label_smoothing: float = 0.0,
     ) -> None:
         self.module: nn.Module = network
+        self.label_smoothing = label_smoothing
         self.network = network  # unwrapped, for the output embeddings
         self.inputs = torch.from_numpy(inputs)
         self.targets = torch.from_numpy(targets)
@@ -131,8 +138,8 @@ class SequenceTask:
         hidden = self.module(inputs)
         real = targets != _IGNORE
         assert isinstance(self.network, SASRecModule)
-        logits = hidden[real] @ self.network.item_weights().T
-        return F.cross_entropy(logits, targets[real])
+        logits = self.network.logits(hidden[real])
+        return F.cross_entropy(logits, targets[real], label_smoothing=self.label_smoothing)
 
 
 class SASRecRecommender(BaseRecommender):
@@ -174,6 +181,8 @@ class SASRecRecommender(BaseRecommender):
             max_len=c.max_len,
             dropout=c.dropout,
             norm_first=c.norm_first,
+            cosine=c.cosine,
+            temperature=c.temperature,
         ).to(self.options.device)
 
     def _run_options(self) -> RunOptions:
@@ -188,7 +197,7 @@ class SASRecRecommender(BaseRecommender):
         if len(inputs) == 0:
             raise DataError("SASRec needs at least one training interaction, got none")
         self.network = network
-        task = SequenceTask(network, inputs, targets, cfg.trainer.batch_size)
+        task = SequenceTask(network, inputs, targets, cfg.trainer.batch_size, cfg.label_smoothing)
         trainer_config = cfg.trainer
         if self.fit_options.show_progress and not trainer_config.show_progress:
             trainer_config = trainer_config.model_copy(update={"show_progress": True})
@@ -223,12 +232,11 @@ class SASRecRecommender(BaseRecommender):
         device = network.item_embedding.weight.device
         step = self.config.score_batch_size
         with torch.no_grad():
-            weights = network.item_weights()
             for start in range(0, len(histories), step):
                 chunk = histories[start : start + step]
                 tokens = encode_histories(chunk, self.config.max_len, network.start_token)
                 hidden = network(torch.from_numpy(tokens).to(device))[:, -1]
-                out[start : start + len(chunk)] = (hidden @ weights.T).float().cpu().numpy()
+                out[start : start + len(chunk)] = network.logits(hidden).float().cpu().numpy()
         network.train(was_training)
         return out
 
