@@ -9,20 +9,26 @@ ifneq ($(wildcard $(SHARED_DATA)),)
 export LMREC_DATA_DIR ?= $(SHARED_DATA)
 endif
 
-.PHONY: venv demo test test-slow lint typecheck bench bench-text clean
+.PHONY: venv demo serve test test-slow lint typecheck bench bench-text bench-diversity bench-load clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first, pinned: a plain `torch` would pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,serve,privacy]'
 	touch $(STAMP)
 
 venv: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/lmrec demo
+
+# The HTTP service over a run of `make demo` (SERVE_RUN=... for another); store: runs/service.db.
+# Make a key first: .venv/bin/lmrec keys create --scope read
+SERVE_RUN ?= runs/demo/sasrec
+serve: $(STAMP)
+	$(VENV)/bin/lmrec serve $(SERVE_RUN)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -52,6 +58,18 @@ bench-text: $(STAMP)
 	$(PY) bench/run_ctr.py --dataset amazon-scientific \
 		--retrieval runs/bench/text-fusion-scientific --max-examples 10000 --users 300 --threads 1
 	$(PY) bench/readme_tables.py
+
+# The accuracy/diversity curve over λ (MMR, DPP) of the text-fusion and SASRec runs of
+# `make bench-text` / `make bench` (runs/bench; the text-mean runs give Amazon's ILD space)
+# and the default λ (~12 min on one thread).
+bench-diversity: $(STAMP)
+	$(PY) bench/run_diversity.py --threads 1
+	$(PY) bench/readme_tables.py
+
+# The service under concurrent clients (bench/results/load.md): ML-100K and a synthetic
+# 100,000-item catalog (its SASRec run is trained once into runs/load, ~10 min).
+bench-load: $(STAMP)
+	$(PY) bench/run_load.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

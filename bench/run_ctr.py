@@ -184,7 +184,7 @@ def main() -> None:
     everything, _ = merge_interactions(data.train_and_valid(), data.test)
     heldout_examples = interaction_examples(
         subset(everything, heldout),
-        profile_items=config.profile_items,
+        profile_items=config.history_items,
         positive_threshold=config.positive_threshold,
         negatives_per_positive=config.negatives_per_positive,
         exclude=everything.sequences(),

@@ -105,3 +105,18 @@ def test_save_and_load_round_trip(knn: ItemKNNRecommender, tmp_path: Path) -> No
 def test_load_without_model_raises(tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match="holds no model"):
         Pipeline.load(tmp_path)
+
+
+def test_excluded_items_are_never_recommended(knn: ItemKNNRecommender) -> None:
+    groups = {
+        f"i{j}": {"title": f"I{j}", "categories": ["A" if j < 20 else "B"]} for j in range(40)
+    }
+    pipeline = Pipeline(knn, catalog=groups)
+    plain = [r.item_id for r in pipeline.recommend("u1", k=10)]
+    gone = set(plain[:3]) | {"not-an-item"}
+    kept = pipeline.recommend("u1", k=10, exclude=gone)
+    # the rest move up in order (the boundary of the plain top 10 may hold ties)
+    assert [r.item_id for r in kept[:6]] == plain[3:9]
+    assert [r.rank for r in kept] == list(range(1, 11)) and not gone & {r.item_id for r in kept}
+    spread = pipeline.recommend("u1", k=10, exclude=gone, diversity=0.5)
+    assert not gone & {r.item_id for r in spread}

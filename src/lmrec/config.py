@@ -1,6 +1,6 @@
 """Typed experiment configuration, read from TOML.
 
-An experiment file has four tables (and an optional ``[ranking]`` stage)::
+An experiment file has four tables (and optional ``[ranking]`` and ``[diversity]`` stages)::
 
     [data]
     dataset = "ml-100k"          # a name or a path
@@ -27,13 +27,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lmrec.data.loaders.tabular import TableSource
+from lmrec.diversity import RECOMMENDED_LAM, DiversityConfig
 from lmrec.errors import ConfigError
 from lmrec.models.baselines import BPRConfig, ItemKNNConfig, PopConfig, SASRecConfig
 from lmrec.models.ctr import CTRConfig
 from lmrec.models.text import TextMeanConfig, TextSeqConfig
+from lmrec.privacy.config import PrivacyConfig
 
 ModelConfig = Annotated[
     PopConfig | ItemKNNConfig | BPRConfig | SASRecConfig | TextSeqConfig | TextMeanConfig,
@@ -58,6 +60,23 @@ class DataConfig(BaseModel):
     """Extra arguments of the split (e.g. ``cold_frac = 0.15``, ``seed = 1``)."""
     implicit_threshold: float | None = None
     """Keep only interactions with rating >= this value; unset keeps all as implicit feedback."""
+    deleted_users_from: str | None = None
+    """The database URL of a service store (``sqlite:///runs/service.db``); the users deleted
+    through it (``DELETE /v1/users``, ``lmrec users delete``) are left out of the data before
+    the split (:mod:`lmrec.privacy.forgetting`). No password in the URL (``config.json``
+    keeps it): use ``PGPASSWORD`` or ``~/.pgpass``."""
+
+    @field_validator("deleted_users_from")
+    @classmethod
+    def _no_password(cls, value: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if value is not None and urlsplit(value).password:
+            raise ValueError(
+                "the URL holds a password, which config.json would keep; leave it out and "
+                "use PGPASSWORD or ~/.pgpass"
+            )
+        return value
 
 
 class EvaluationConfig(BaseModel):
@@ -116,6 +135,24 @@ class ExperimentConfig(BaseModel):
     """Add a CTR re-ranking stage after the retrieval model (a two-stage pipeline)."""
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    """Pseudonymous user ids and PII scrubbing, applied right after loading (``[privacy]``)."""
+    diversity: DiversityConfig | None = None
+    """Diversity re-ranking (``[diversity]``: ``method``, ``lam``, ``candidates``,
+    ``max_per_category``): ``lmrec train`` also evaluates the re-ranked lists and stores the
+    setting in ``pipeline.json`` as the run's default for ``Pipeline.recommend`` and
+    ``lmrec recommend``. A table without ``lam`` takes the benchmark's recommended λ of its
+    method (:data:`lmrec.diversity.RECOMMENDED_LAM`); ``lam = 0`` keeps the plain ranking.
+    Without the table nothing is re-ranked."""
+
+    @field_validator("diversity", mode="before")
+    @classmethod
+    def _recommended_lam(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "lam" not in value:
+            method = value.get("method", "mmr")
+            if method in RECOMMENDED_LAM:  # otherwise validation names the bad method
+                return {**value, "lam": RECOMMENDED_LAM[method]}
+        return value
 
     def run_name(self) -> str:
         if self.run.name:

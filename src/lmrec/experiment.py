@@ -44,6 +44,7 @@ from lmrec.evaluation import (
 from lmrec.evaluation.task import EvalTask
 from lmrec.models import BaseRecommender, build_model, load_model
 from lmrec.models.base import FitOptions
+from lmrec.privacy import apply_privacy
 from lmrec.text.cache import item_texts
 from lmrec.training.distributed import (
     broadcast_object,
@@ -63,9 +64,19 @@ def seed_everything(seed: int) -> None:
 
 
 def prepare_data(config: ExperimentConfig) -> tuple[Dataset, EncodedSplit]:
-    """Load the dataset, apply the implicit-feedback rule and split it."""
+    """Load the dataset, apply the ``[privacy]`` table, the implicit-feedback rule, and split.
+
+    Pseudonymization and scrubbing happen first, so the split, the model, the logs and the
+    run record never hold a raw user id or unscrubbed item text. Before them, the users of
+    the deletion register named by ``data.deleted_users_from`` are left out.
+    """
     spec = config.data.table if config.data.table is not None else config.data.dataset
     dataset = load_dataset(spec)
+    if config.data.deleted_users_from is not None:
+        from lmrec.privacy.forgetting import leave_out_deleted_users
+
+        dataset = leave_out_deleted_users(dataset, config.data.deleted_users_from, config.privacy)
+    dataset = apply_privacy(dataset, config.privacy)
     if config.data.implicit_threshold is not None:
         kept = implicit_feedback(dataset.interactions, config.data.implicit_threshold)
         dataset = Dataset(
@@ -203,6 +214,8 @@ def run_experiment(
         ranking = run_ranking_stage(config, dataset, data, model, run_dir, resume, main)
         if record is not None:
             record.ranking = ranking
+    if config.diversity is not None and record is not None:
+        record.diversity = run_diversity_stage(config, dataset, data, model, run_dir, record)
     if record is not None:
         write_record(record, run_dir)
     record = broadcast_object(record)  # the other ranks wait here for rank 0's record
@@ -277,6 +290,51 @@ def run_ranking_stage(
     }
 
 
+DIVERSITY_METRICS = ("ndcg@10", "recall@10", "ild@10", "coverage@10", "gini@10", "long_tail@10")
+
+
+def run_diversity_stage(
+    config: ExperimentConfig,
+    dataset: Dataset,
+    data: EncodedSplit,
+    retrieval: BaseRecommender,
+    run_dir: Path,
+    record: RunRecord,
+) -> dict[str, Any]:
+    """Store the ``[diversity]`` setting in ``pipeline.json`` and measure it on test.
+
+    The setting becomes the run's default for :meth:`lmrec.pipeline.Pipeline.recommend` and
+    ``lmrec recommend``. The re-ranked lists of the retrieval model (with the similarity the
+    pipeline uses, :meth:`~lmrec.pipeline.Pipeline.item_vectors`; a CTR ranker is not rerun
+    on every test user) are evaluated with the same evaluator as ``record``'s metrics.
+
+    Returns:
+        The setting and the test metrics before and after re-ranking.
+    """
+    from lmrec.diversity import DiversifiedScorer
+    from lmrec.pipeline import PIPELINE_FILE, Pipeline
+
+    diversity = config.diversity
+    assert diversity is not None
+    path = run_dir / PIPELINE_FILE
+    meta = json.loads(path.read_text()) if path.exists() else {"top_n": 50, "ranker": False}
+    meta["diversity"] = diversity.model_dump()
+    path.write_text(json.dumps(meta, indent=2))
+    pipeline = Pipeline(retrieval, catalog=read_catalog(run_dir))
+    vectors = pipeline.item_vectors() if diversity.lam > 0.0 else None
+    categories = pipeline.item_categories() if diversity.max_per_category is not None else None
+    scorer = DiversifiedScorer(retrieval, vectors, diversity, categories)
+    t0 = time.perf_counter()
+    evaluator = make_evaluator(config, dataset, data, config.run.show_progress)
+    after = evaluator.evaluate(scorer, data.test_task()).metrics
+    return {
+        **diversity.model_dump(),
+        "before": {k: record.metrics[k] for k in DIVERSITY_METRICS if k in record.metrics},
+        "after": {k: after[k] for k in DIVERSITY_METRICS if k in after},
+        "eval_seconds": time.perf_counter() - t0,
+    }
+
+
 def make_record(
     config: ExperimentConfig,
     dataset: Dataset,
@@ -297,6 +355,7 @@ def make_record(
         train_seconds=train_seconds,
         eval_seconds=eval_seconds,
         fit=fit,
+        privacy=dict(fit.get("privacy") or {}),
     )
 
 
@@ -316,6 +375,18 @@ def write_record(record: RunRecord, run_dir: Path) -> None:
             title=f"re-ranking on {r['eval_users']} sampled test users "
             f"(ranker test AUC {r['ctr_test'].get('auc', float('nan')):.4f})",
         )
+    if record.diversity:
+        d = record.diversity
+        cap = f", at most {d['max_per_category']} per category" if d["max_per_category"] else ""
+        rows = [
+            {"model": record.model, **d["before"]},
+            {"model": f"{record.model} + {d['method']} λ={d['lam']:g}", **d["after"]},
+        ]
+        table += "\n\n" + markdown_table(
+            rows,
+            ["model", *d["before"]],
+            title=f"diversity re-ranking of the top {d['candidates']}{cap} (test)",
+        )
     (run_dir / "result.md").write_text(table + "\n")
 
 
@@ -331,6 +402,12 @@ def evaluate_run(run_dir: Path, split_part: str = "test", progress: bool = False
     config = read_run_config(run_dir)
     model = load_model(run_dir / "model")
     dataset, data = prepare_data(config)
+    if model.n_items != len(data.item_map):
+        raise ModelFileError(
+            f"{run_dir}: the model has {model.n_items} items but its dataset "
+            f"{dataset.name!r} {len(data.item_map)}; items were added after training "
+            "(lmrec items add), so the run no longer matches its dataset's splits"
+        )
     task = data.test_task() if split_part == "test" else data.valid_task()
     t0 = time.perf_counter()
     result = make_evaluator(config, dataset, data, progress).evaluate(model, task)

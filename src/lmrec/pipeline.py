@@ -10,6 +10,9 @@ shows titles from the run's catalog::
         print(rec.rank, rec.title, rec.score)
     pipeline.recommend(history=["50", "172", "181"], k=5)
     pipeline.recommend(user_id="1", k=10, diversity=0.3, diversity_method="dpp")
+    pipeline.add_items([{"id": "new-1", "title": "Dune: Part Two (2024)",
+                         "categories": ["Action", "Sci-Fi"]}])   # a text model only
+    pipeline.update_run("runs/text-frozen-ml100k")                # keep them
 
 Layout inside a run directory: ``model/`` (retrieval), ``ranker/`` (CTR model, optional),
 ``pipeline.json`` (``top_n`` and what is present) and ``catalog.json`` (titles).
@@ -18,7 +21,9 @@ Layout inside a run directory: ``model/`` (retrieval), ``ranker/`` (CTR model, o
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,10 +32,16 @@ import numpy as np
 
 from lmrec.errors import ConfigError, ModelFileError, UnknownIdError
 from lmrec.models import BaseRecommender, load_model
+from lmrec.models.base import AddedItems
 
 if TYPE_CHECKING:
+    from lmrec.attributes import ItemAttributes
+    from lmrec.coldstart import ColdStartConfig
     from lmrec.diversity import DiversityConfig
+    from lmrec.explain import Explainer, Explanation
+    from lmrec.items import NewItem
     from lmrec.models.ctr import CTRModel
+    from lmrec.profile import UserProfile
 
 PIPELINE_FILE = "pipeline.json"
 CATALOG_FILE = "catalog.json"
@@ -47,6 +58,8 @@ class PipelineRecommendation:
     categories: list[str] = field(default_factory=list)
     retrieval_score: float | None = None
     """The retrieval model's score; ``score`` is the ranker's probability when re-ranked."""
+    explanation: Explanation | None = None
+    """Why it was recommended (``recommend(..., explain=True)``), else ``None``."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +69,7 @@ class PipelineRecommendation:
             "title": self.title,
             "categories": self.categories,
             "retrieval_score": self.retrieval_score,
+            "explanation": self.explanation.to_dict() if self.explanation else None,
         }
 
 
@@ -86,6 +100,14 @@ class Pipeline:
         self.top_n = top_n
         self.catalog = catalog or {}
         self._item_vectors: np.ndarray | None = None
+        self._attributes: ItemAttributes | None = None
+        self.cold_start: ColdStartConfig | None = None
+        """How ``recommend(text=...)`` scores a stated-preference text (``None``: defaults)."""
+        self.dataset = ""
+        """The dataset's name (from the run's ``config.json``); picks the explanation verb."""
+        self.diversity: DiversityConfig | None = None
+        """The default diversity re-ranking of :meth:`recommend` (a run's ``[diversity]``
+        table, stored in ``pipeline.json``); ``None``: the plain ranking."""
 
     @property
     def name(self) -> str:
@@ -143,6 +165,104 @@ class Pipeline:
             [str(c) for c in self.catalog.get(i, {}).get("categories", [])] for i in item_map.ids
         ]
 
+    def item_attributes(self) -> ItemAttributes:
+        """Display titles, categories and keywords of every item, by item index (cached
+        while the number of items stays the same)."""
+        from lmrec.attributes import ItemAttributes
+
+        item_map = self.retrieval._require(self.retrieval.item_map)
+        if self._attributes is None or len(self._attributes) != len(item_map):
+            self._attributes = ItemAttributes.from_catalog(item_map.ids, self.catalog)
+        return self._attributes
+
+    def explainer(self, **options: Any) -> Explainer:
+        """An :class:`lmrec.explain.Explainer` of the retrieval model (the ranker, when
+        there is one, is not explained: it re-orders by a profile of recent titles).
+
+        Args:
+            **options: ``max_items``, ``max_occluded``, ``fast_paths`` or ``verb``.
+        """
+        from lmrec.explain import Explainer, verb_for
+
+        options.setdefault("verb", verb_for(self.dataset))
+        return Explainer(self.retrieval, self.item_attributes(), **options)
+
+    def explain(
+        self,
+        items: Sequence[str],
+        user_id: str | None = None,
+        *,
+        history: Sequence[str] | None = None,
+        **options: Any,
+    ) -> list[Explanation]:
+        """Why the retrieval model scores ``items`` for a user or a history as it does.
+
+        Every distinct history item is left out once and the reduced histories are scored
+        in one batch; the items whose removal lowers an item's score most are cited (see
+        :mod:`lmrec.explain`). Only history items are ever cited.
+
+        Args:
+            items: Item ids to explain.
+            user_id: A known user; their training history is used.
+            history: Item ids in time order instead (or to override the user's).
+            **options: Passed to :meth:`explainer`.
+
+        Raises:
+            ConfigError: Neither ``user_id`` nor ``history`` was given.
+            UnknownIdError: The user or an item is unknown.
+        """
+        user_index, hist = self._user_and_history(user_id, history)
+        wanted = self._history_indices(items)
+        return self.explainer(**options).explain(user_index, hist, wanted)
+
+    def profile(
+        self,
+        user_id: str | None = None,
+        *,
+        history: Sequence[str] | None = None,
+        half_life: float | None = None,
+        recent: int | None = None,
+        top: int = 5,
+    ) -> UserProfile:
+        """A readable, weighted summary of a user's interests (see :mod:`lmrec.profile`).
+
+        Args:
+            user_id: A known user; their training history is used.
+            history: Item ids in time order instead (or to override the user's).
+            half_life: Recency half-life in items (default ``20``).
+            recent: Items in the recent view (default ``10``).
+            top: Categories and keywords kept per view.
+
+        Raises:
+            ConfigError: Neither ``user_id`` nor ``history`` was given, or an option is
+                out of range.
+            UnknownIdError: The user or an item is unknown.
+        """
+        from lmrec.profile import DEFAULT_HALF_LIFE, DEFAULT_RECENT, build_profile
+
+        _, hist = self._user_and_history(user_id, history)
+        return build_profile(
+            hist,
+            self.item_attributes(),
+            user_id=user_id,
+            half_life=DEFAULT_HALF_LIFE if half_life is None else half_life,
+            recent=DEFAULT_RECENT if recent is None else recent,
+            top=top,
+        )
+
+    def _user_and_history(
+        self, user_id: str | None, history: Sequence[str] | None
+    ) -> tuple[int, np.ndarray]:
+        if user_id is None and history is None:
+            raise ConfigError("needs a user_id or a history of item ids")
+        user_index = -1
+        if user_id is not None:
+            user_index = self.retrieval._require(self.retrieval.user_map).index(user_id)
+        if history is not None:
+            return user_index, self._history_indices(history)
+        assert user_id is not None
+        return user_index, self.retrieval.history_of(user_id)
+
     def _diversified_top(self, scores: np.ndarray, k: int, config: DiversityConfig) -> np.ndarray:
         """The top ``k`` of a final score row (history already at ``-inf``), re-ranked."""
         from lmrec.diversity import diversify
@@ -169,60 +289,114 @@ class Pipeline:
         user_id: str | None = None,
         *,
         history: Sequence[str] | None = None,
+        text: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
         k: int = 10,
         exclude_seen: bool = True,
-        diversity: float = 0.0,
-        diversity_method: str = "mmr",
+        diversity: float | None = None,
+        diversity_method: str | None = None,
         max_per_category: int | None = None,
+        explain: bool = False,
+        exclude: Iterable[str] | None = None,
+        score_with: Callable[[np.ndarray, Sequence[np.ndarray]], np.ndarray] | None = None,
     ) -> list[PipelineRecommendation]:
         """Top ``k`` items for a known user, or for a history of item ids.
 
         Diversity re-ranking (:mod:`lmrec.diversity`) applies last, to the best
         ``max(100, k)`` items of the final order (after the ranker, when there is one),
         with the similarity of :meth:`item_vectors`; ``diversity=0`` without a cap gives the
-        plain order.
+        plain order. The three diversity options default to :attr:`diversity` (the run's
+        ``[diversity]`` table), field by field; without one, to the plain order.
 
         Args:
             user_id: A user of the training data; their training history is used.
             history: Item ids in time order, for a user the model has not seen (or to
                 override a known user's history). Needs an inductive retrieval model (SASRec,
                 the text models, item-kNN); others fall back to what they know.
+            text: Stated preferences of a cold user ("I like heist films"), alone or with
+                ``history`` / ``user_id``; needs a text retrieval model, which places it in
+                its item space (:mod:`lmrec.coldstart`, set by :attr:`cold_start`). The CTR
+                ranker cannot read it, so a text query is served by retrieval alone.
+            attributes: User attributes (``{"age": 24, "occupation": "writer"}``), used like
+                ``text`` (zip codes and other quasi-identifiers are dropped).
             k: How many items.
             exclude_seen: Leave the history's items out.
-            diversity: λ in ``[0, 1]``, the weight of diversity against relevance.
-            diversity_method: ``"mmr"`` or ``"dpp"``.
+            diversity: λ in ``[0, 1]``, the weight of diversity against relevance
+                (``None``: the default's λ, else 0).
+            diversity_method: ``"mmr"`` or ``"dpp"`` (``None``: the default's, else mmr).
             max_per_category: At most this many items of one catalog category; the list is
-                shorter when the candidates run out.
+                shorter when the candidates run out (``None``: the default's cap; 0: none).
+            explain: Attach an :class:`lmrec.explain.Explanation` to every item: the
+                history items whose removal lowers its retrieval score most, and the
+                attributes they share (see :meth:`explain`).
+            exclude: Item ids never to recommend (e.g. items withdrawn from the catalog);
+                unknown ids are ignored.
+            score_with: Computes the retrieval scores in place of ``self.retrieval.score`` (same
+                contract); the service passes one that scores concurrent requests in one
+                batch (:class:`lmrec.service.runtime.ScoreBatcher`). Not used for ``text``.
 
         Raises:
-            ConfigError: Neither ``user_id`` nor ``history`` was given, ``k`` < 1, a
-                diversity option is invalid, or diversity finds no item vectors or
-                categories.
+            ConfigError: None of ``user_id``, ``history``, ``text``, ``attributes`` was
+                given, ``k`` < 1, a diversity option is invalid, diversity finds no item
+                vectors or categories, the text is blank, or the retrieval model cannot
+                read text.
             UnknownIdError: The user or an item of the history is unknown.
         """
         if k < 1:
             raise ConfigError(f"k must be at least 1, got {k}")
-        if user_id is None and history is None:
-            raise ConfigError("recommend needs a user_id or a history of item ids")
-        from lmrec.diversity import diversity_config
+        query = None
+        if text is not None or attributes is not None:
+            from lmrec.coldstart import query_text
+            from lmrec.privacy import scrub_text
 
-        spread = diversity_config(diversity_method, diversity, max_per_category=max_per_category)
+            query = scrub_text(query_text(text, attributes))  # PII never reaches the model
+        if user_id is None and history is None and query is None:
+            raise ConfigError("recommend needs a user_id or a history of item ids, or a text")
+        from lmrec.diversity import DiversityConfig, diversity_config
+
+        default = self.diversity if self.diversity is not None else DiversityConfig()
+        cap = default.max_per_category if max_per_category is None else max_per_category or None
+        spread = diversity_config(
+            default.method if diversity_method is None else diversity_method,
+            default.lam if diversity is None else diversity,
+            default.candidates,
+            cap,
+        )
         user_index = -1
         if user_id is not None:
             user_map = self.retrieval._require(self.retrieval.user_map)
             user_index = user_map.index(user_id)
         if history is not None:
             hist = self._history_indices(history)
-        else:
-            assert user_id is not None
+        elif user_id is not None:
             hist = self.retrieval.history_of(user_id)
-        retrieval = self.retrieval.score(np.array([user_index]), [hist])[0].astype(np.float64)
+        else:
+            hist = np.zeros(0, dtype=np.int64)
+        if query is not None:
+            from lmrec.coldstart import ColdStartScorer
+
+            scorer = ColdStartScorer(self.retrieval, self.cold_start)
+            retrieval = scorer.score_texts([query], [hist])[0].astype(np.float64)
+            if explain:  # the explanation scores reduced histories with the same text
+
+                def explained_score(users: np.ndarray, rows: Sequence[np.ndarray]) -> np.ndarray:
+                    q = scorer.encode([query])
+                    return scorer.score(np.repeat(q, len(rows), axis=0), rows)
+        else:
+            score = score_with if score_with is not None else self.retrieval.score
+            retrieval = score(np.array([user_index]), [hist])[0].astype(np.float64)
         scores = retrieval
-        if self.ranker is not None:
+        if self.ranker is not None and query is None:
             scores = self.score(np.array([user_index]), [hist])[0].astype(np.float64)
         if exclude_seen and len(hist):
             scores = scores.copy()
             scores[hist] = -np.inf
+        if exclude is not None:
+            known = self.retrieval._require(self.retrieval.item_map)
+            gone = [known.index(i) for i in exclude if i in known]
+            if gone:
+                scores = scores.copy()
+                scores[gone] = -np.inf
         n_ok = int(np.isfinite(scores).sum())
         k = min(k, n_ok)
         if k == 0:
@@ -230,14 +404,21 @@ class Pipeline:
         if spread.active:
             top = self._diversified_top(scores, k, spread)
         else:
-            top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-            top = top[np.lexsort((top, -scores[top]))][:k]
+            from lmrec.models.ctr import top_candidates
+
+            # ties to the lower item index, as the evaluator and the re-rankers break them
+            top = top_candidates(scores, np.zeros(0, dtype=np.int64), k)
         probs: dict[int, float] = {}
-        if self.ranker is not None:
+        if self.ranker is not None and query is None:
             shown = [int(i) for i in top]
             p = self.ranker.score_candidates(np.array([user_index]), [hist], [np.array(shown)])
             probs = dict(zip(shown, (float(x) for x in p[0]), strict=True))
         item_map = self.retrieval._require(self.retrieval.item_map)
+        reasons = None
+        if explain:
+            reasons = self.explainer().explain(
+                user_index, hist, top, explained_score if query is not None else None
+            )
         out = []
         for rank, i in enumerate(top, start=1):
             item_id = item_map.ids[int(i)]
@@ -250,11 +431,91 @@ class Pipeline:
                     title=str(info.get("title", "")),
                     categories=list(info.get("categories", [])),
                     retrieval_score=float(retrieval[i]),
+                    explanation=reasons[rank - 1] if reasons else None,
                 )
             )
         return out
 
+    # ------------------------------------------------------------------------- new items
+    def add_items(self, items: Iterable[NewItem | Mapping[str, Any]]) -> AddedItems:
+        """Add items to the catalog from their text; they can be recommended at once.
+
+        Each item's text is written in the layout of the model's catalog texts
+        (:func:`lmrec.items.item_text`), encoded by the model's own encoder and indexed;
+        the ranker, when there is one, reads the same text. An id the catalog has already
+        is updated: its title, text and categories are replaced and its vector re-encoded,
+        but it keeps its index, its interactions and (in a fused model) its learned id
+        embedding. Nothing is written to disk: see :meth:`save` and :meth:`update_run`.
+
+        Args:
+            items: :class:`lmrec.items.NewItem` objects or mappings with ``id``, ``title``,
+                optional ``text`` (or ``description``) and ``categories``.
+
+        Returns:
+            The ids appended and the ids updated.
+
+        Raises:
+            DataError: An item is invalid (a field of the wrong type, no title and no
+                text, an unknown field) or an id appears twice; the message names it.
+            ConfigError: The retrieval model knows items only by learned ids (pop,
+                item-kNN, BPR, SASRec) and cannot add items from text.
+        """
+        from lmrec.items import item_text, parse_items, text_layout
+        from lmrec.privacy import scrub_new_item
+
+        checked = [scrub_new_item(i) for i in parse_items(items)]  # PII never reaches the model
+        if not checked:
+            return AddedItems()
+        layout = text_layout(getattr(self.retrieval, "item_texts", None) or [])
+        result = self.retrieval.add_items({i.item_id: item_text(i, layout) for i in checked})
+        if self.ranker is not None:
+            ranker_texts = self.ranker.catalog.item_texts if self.ranker.catalog else []
+            ranker_layout = text_layout(ranker_texts)
+            self.ranker.add_items(
+                {i.item_id: item_text(i, ranker_layout) for i in checked},
+                {i.item_id: i.display_title for i in checked},
+            )
+        for item in checked:
+            entry = dict(self.catalog.get(item.item_id, {}))
+            entry.update(title=item.display_title, categories=list(item.categories))
+            self.catalog[item.item_id] = entry
+        self._item_vectors = None  # cached by catalog size, which an update keeps
+        self._attributes = None
+        return result
+
     # ------------------------------------------------------------------------- persistence
+    def update_run(self, run_dir: str | Path) -> None:
+        """Write the pipeline back into an existing run directory, e.g. after
+        :meth:`add_items`, leaving its config, results and logs as they are.
+
+        Everything is first written into a staging folder inside ``run_dir``; then
+        ``catalog.json`` and ``pipeline.json`` are replaced atomically and ``model/`` and
+        ``ranker/`` swapped in by renames, so a failed write leaves the run as it was. (A
+        crash between the two renames of one folder leaves the old copy in the staging
+        folder ``.update-*``.)
+
+        Raises:
+            ModelFileError: ``run_dir`` holds no model.
+        """
+        run_dir = Path(run_dir)
+        if not (run_dir / "model").is_dir():
+            raise ModelFileError(f"{run_dir} holds no model (expected {run_dir / 'model'})")
+        staging = Path(tempfile.mkdtemp(prefix=".update-", dir=run_dir))
+        try:
+            self.save(staging)
+            for name in ("model", "ranker", CATALOG_FILE, PIPELINE_FILE):
+                new, final = staging / name, run_dir / name
+                if not new.exists():
+                    continue
+                if new.is_dir():
+                    if final.exists():
+                        final.rename(staging / f"{name}.old")
+                    new.rename(final)
+                else:
+                    new.replace(final)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
     def save(self, run_dir: str | Path) -> None:
         """Write ``model/``, ``ranker/`` (when there is one), the catalog and ``pipeline.json``."""
         run_dir = Path(run_dir)
@@ -265,7 +526,11 @@ class Pipeline:
         if self.catalog:
             rows = [{"item_id": i, **v} for i, v in self.catalog.items()]
             (run_dir / CATALOG_FILE).write_text(json.dumps(rows))
-        meta = {"top_n": self.top_n, "ranker": self.ranker is not None}
+        meta: dict[str, Any] = {"top_n": self.top_n, "ranker": self.ranker is not None}
+        if self.cold_start is not None:
+            meta["cold_start"] = self.cold_start.model_dump()
+        if self.diversity is not None:
+            meta["diversity"] = self.diversity.model_dump()
         (run_dir / PIPELINE_FILE).write_text(json.dumps(meta, indent=2))
 
     @classmethod
@@ -294,4 +559,24 @@ class Pipeline:
         if (run_dir / CATALOG_FILE).exists():
             rows = json.loads((run_dir / CATALOG_FILE).read_text())
             catalog = {r["item_id"]: {k: v for k, v in r.items() if k != "item_id"} for r in rows}
-        return cls(retrieval, ranker, int(meta.get("top_n", 50)), catalog)
+        pipeline = cls(retrieval, ranker, int(meta.get("top_n", 50)), catalog)
+        pipeline.dataset = _run_dataset(run_dir)
+        if meta.get("cold_start") is not None:
+            from lmrec.coldstart import ColdStartConfig
+
+            pipeline.cold_start = ColdStartConfig.model_validate(meta["cold_start"])
+        if meta.get("diversity") is not None:
+            from lmrec.diversity import DiversityConfig
+            from lmrec.models.baselines._config_build import build_config
+
+            pipeline.diversity = build_config(DiversityConfig, meta["diversity"])
+        return pipeline
+
+
+def _run_dataset(run_dir: Path) -> str:
+    """The dataset name of the run's ``config.json`` (``""`` when there is none)."""
+    try:
+        config = json.loads((run_dir / "config.json").read_text())
+        return str(config["data"]["dataset"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""

@@ -12,7 +12,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lmrec.cli.audit import add_audit_parser
+from lmrec.cli.privacy import add_privacy_parser, boundary_user
+from lmrec.cli.service import add_service_parsers
 from lmrec.errors import LmrecError
+
+RECOMMENDED = "recommended"
+"""``lmrec recommend --diversity`` given without a value."""
+
+
+def _diversity_arg(text: str) -> float | str:
+    if text == RECOMMENDED:  # argparse passes a string ``const`` through ``type`` too
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
 
 
 def _parse_override(text: str) -> tuple[str, Any]:
@@ -24,6 +39,13 @@ def _parse_override(text: str) -> tuple[str, Any]:
     except json.JSONDecodeError:
         value = raw
     return key.strip(), value
+
+
+def _parse_attribute(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise LmrecError(f"--attr expects name=value, got {text!r}")
+    return name.strip(), value.strip()
 
 
 def cmd_data_info(args: argparse.Namespace) -> int:
@@ -49,6 +71,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = dict(_parse_override(o) for o in args.set or [])
     if args.no_progress:
         overrides["run.show_progress"] = False
+    if args.exclude_deleted_from:
+        overrides["data.deleted_users_from"] = args.exclude_deleted_from
     config = load_config(args.config, overrides)
     # Under torchrun every process trains (DDP); rank 0 alone writes the run and reports.
     with process_group_from_env():
@@ -59,6 +83,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     shown = ", ".join(f"{m} {metrics[m]:.4f}" for m in TABLE_METRICS if m in metrics)
     print(f"{config.model.type} on {out.record.dataset}: {shown}")
     print(f"trained in {out.record.train_seconds:.1f} s; run written to {out.run_dir}")
+    ranking = out.record.ranking or {}
+    ranker_privacy = ranking.get("fit", {}).get("privacy")
+    if out.record.privacy or ranker_privacy:
+        from lmrec.privacy.dp import describe_privacy
+
+        if out.record.privacy:
+            print(describe_privacy(out.record.privacy))
+        if ranker_privacy:
+            print("ranker " + describe_privacy(ranker_privacy))
     return 0
 
 
@@ -81,24 +114,41 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     pipeline = Pipeline.load(Path(args.run))
     history = [h.strip() for h in args.history.split(",") if h.strip()] if args.history else None
     user = str(args.user) if args.user is not None else None
+    user = boundary_user(args.run, user)  # a raw id becomes the run's pseudonym
+    attributes = dict(_parse_attribute(a) for a in args.attr) if args.attr else None
+    diversity, method = args.diversity, args.diversity_method
+    if diversity == RECOMMENDED:  # --diversity without a value
+        from lmrec.diversity import RECOMMENDED_LAM, RECOMMENDED_METHOD
+
+        default = pipeline.diversity.method if pipeline.diversity else RECOMMENDED_METHOD
+        method = method or default
+        diversity = RECOMMENDED_LAM[method]
     recs = pipeline.recommend(
         user,
         history=history,
+        text=args.text,
+        attributes=attributes,
         k=args.k,
         exclude_seen=not args.include_seen,
-        diversity=args.diversity,
-        diversity_method=args.diversity_method,
+        diversity=diversity,
+        diversity_method=method,
         max_per_category=args.max_per_category,
+        explain=args.explain,
     )
     if args.json:
         print(json.dumps([r.to_dict() for r in recs], indent=2))
         return 0
     model = pipeline.retrieval
+    if args.text is not None or attributes:
+        from lmrec.coldstart import query_text
+
+        print(f"stated: {query_text(args.text, attributes)}")
+    item_ids: list[str] = []
+    who = ""
     if history is not None:
         item_ids = history[-5:]
         who = "this history"
-    else:
-        assert user is not None
+    elif user is not None:
         item_ids = model.item_map.decode(model.history_of(user)[-5:]) if model.item_map else []
         who = f"user {user}"
     if item_ids:
@@ -108,6 +158,37 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         title = r.title or r.item_id
         cats = ", ".join(r.categories[:3])
         print(f"{r.rank:>3}. {title}" + (f"  [{cats}]" if cats else "") + f"  ({r.score:.3f})")
+        if r.explanation is not None:
+            print(f"       {r.explanation.sentence}")
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from lmrec.pipeline import Pipeline
+
+    pipeline = Pipeline.load(Path(args.run))
+    history = [h.strip() for h in args.history.split(",") if h.strip()] if args.history else None
+    user = boundary_user(args.run, str(args.user)) if args.user is not None else None
+    profile = pipeline.profile(
+        user, history=history, half_life=args.half_life, recent=args.recent, top=args.top
+    )
+    if args.json:
+        print(json.dumps(profile.to_dict(), indent=2))
+        return 0
+    who = f"user {args.user}" if args.user is not None else "this history"
+    print(f"{who}: {profile.n_items} items — {profile.summary()}")
+    views = (
+        (f"recency-weighted (half-life {profile.half_life:g} items)", profile.overall),
+        (f"recent ({profile.recent.n_items} items)", profile.recent),
+        (f"long-term ({profile.long_term.n_items} items)", profile.long_term),
+    )
+    for label, view in views:
+        print(f"  {label}:")
+        if view.categories:
+            cats = ", ".join(f"{t.name} {t.weight:.0%}" for t in view.categories)
+            print(f"    categories  {cats}")
+        if view.keywords:
+            print(f"    keywords    {', '.join(f'{t.name} {t.weight:.0%}' for t in view.keywords)}")
     return 0
 
 
@@ -116,6 +197,52 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     run_demo(output_dir=Path(args.output_dir), user=args.user, quick=args.quick)
     return 0
+
+
+def cmd_items_add(args: argparse.Namespace) -> int:
+    from lmrec.items import read_items_file
+    from lmrec.pipeline import Pipeline
+
+    run = Path(args.run)
+    items = read_items_file(args.file)
+    pipeline = Pipeline.load(run)
+    result = pipeline.add_items(items)
+    pipeline.update_run(run)
+    if args.json:
+        print(json.dumps({"added": result.added, "updated": result.updated}, indent=2))
+        return 0
+    n_items = len(pipeline.retrieval.item_map) if pipeline.retrieval.item_map else 0
+    print(
+        f"added {len(result.added)} and updated {len(result.updated)} items in {run} "
+        f"(catalog now {n_items} items)"
+    )
+    updated = set(result.updated)
+    for item in items:
+        cats = ", ".join(item.categories[:3])
+        mark = "~" if item.item_id in updated else "+"
+        shown = f"  {mark} {item.item_id}  {item.display_title[:70]}"
+        print(shown + (f"  [{cats}]" if cats else ""))
+    return 0
+
+
+def _add_items_parser(sub: Any) -> None:
+    items = sub.add_parser("items", help="manage the items of a trained run")
+    items_sub = items.add_subparsers(dest="items_command", required=True)
+    add = items_sub.add_parser(
+        "add",
+        help="add new items (or update known ones) from their text, without retraining",
+        description="Add items to a run trained with a text model; they are recommendable at "
+        "once. Records have id, title, optional text (or description) and categories.",
+    )
+    add.add_argument("run", help="run directory (written back in place)")
+    add.add_argument(
+        "--file",
+        required=True,
+        help="items.jsonl (one JSON object a line) or items.csv (header id,title,text,"
+        "categories; categories separated by |)",
+    )
+    add.add_argument("--json", action="store_true", help="print JSON")
+    add.set_defaults(func=cmd_items_add)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,6 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--resume", action="store_true", help="continue from the run directory's last checkpoint"
     )
+    train.add_argument(
+        "--exclude-deleted-from",
+        metavar="DB_URL",
+        help="leave out the users deleted through this service store (= data.deleted_users_from)",
+    )
     train.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("evaluate", help="evaluate a run directory again")
@@ -153,29 +285,48 @@ def build_parser() -> argparse.ArgumentParser:
 
     rec = sub.add_parser("recommend", help="recommend items for a user or a history")
     rec.add_argument("run", help="run directory")
-    who = rec.add_mutually_exclusive_group(required=True)
+    who = rec.add_mutually_exclusive_group()
     who.add_argument("--user", help="user id as in the dataset")
     who.add_argument("--history", help="comma-separated item ids, oldest first (a new user)")
+    rec.add_argument(
+        "--text",
+        help='stated preferences of a new user, e.g. "I like heist films" (a text model only; '
+        "may be combined with --history or --user)",
+    )
+    rec.add_argument(
+        "--attr",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a user attribute of a new user, e.g. --attr age=24 --attr occupation=writer",
+    )
     rec.add_argument("-k", type=int, default=10, help="number of items (default 10)")
+    rec.add_argument(
+        "--explain",
+        action="store_true",
+        help="print why each item is recommended (the history items behind it)",
+    )
     rec.add_argument("--include-seen", action="store_true", help="keep already-seen items")
     rec.add_argument(
         "--diversity",
-        type=float,
-        default=0.0,
+        type=_diversity_arg,
+        nargs="?",
+        const=RECOMMENDED,
         metavar="LAMBDA",
-        help="weight of diversity against relevance, 0 to 1 (default 0: plain ranking)",
+        help="weight of diversity against relevance, 0 to 1; without a value the "
+        "benchmark's recommended λ of the method (default: the run's [diversity] setting, "
+        "else 0, the plain ranking)",
     )
     rec.add_argument(
         "--diversity-method",
         choices=["mmr", "dpp"],
-        default="mmr",
-        help="re-ranker used with --diversity (default mmr)",
+        help="re-ranker used with --diversity (default: the run's, else mmr)",
     )
     rec.add_argument(
         "--max-per-category",
         type=int,
         metavar="N",
-        help="at most N items of one category (genre) in the list",
+        help="at most N items of one category (genre) in the list (0: no cap, overriding "
+        "the run's)",
     )
     rec.add_argument("--json", action="store_true", help="print JSON")
     rec.set_defaults(func=cmd_recommend)
@@ -185,6 +336,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--user", default="1", help="user to show recommendations for")
     demo.add_argument("--quick", action="store_true", help="fewer epochs (for smoke tests)")
     demo.set_defaults(func=cmd_demo)
+    prof = sub.add_parser("profile", help="a readable summary of a user's interests")
+    prof.add_argument("run", help="run directory")
+    prof_who = prof.add_mutually_exclusive_group(required=True)
+    prof_who.add_argument("--user", help="user id as in the dataset")
+    prof_who.add_argument("--history", help="comma-separated item ids, oldest first")
+    prof.add_argument("--half-life", type=float, help="recency half-life in items (default 20)")
+    prof.add_argument("--recent", type=int, help="items in the recent view (default 10)")
+    prof.add_argument("--top", type=int, default=5, help="terms per list (default 5)")
+    prof.add_argument("--json", action="store_true", help="print JSON")
+    prof.set_defaults(func=cmd_profile)
+    _add_items_parser(sub)
+    add_service_parsers(sub)
+    add_privacy_parser(sub)
+    add_audit_parser(sub)
     return parser
 
 

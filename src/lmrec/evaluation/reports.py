@@ -83,6 +83,14 @@ class RunRecord:
         ranking: The ranking stage of a pipeline, when there is one: the CTR model's
             held-out metrics and the retrieval metrics before and after re-ranking on the
             sampled test users.
+        privacy: The differential-privacy guarantee of a model trained with DP-SGD
+            (``epsilon`` at ``delta``, ``noise_multiplier``, ``max_grad_norm``,
+            ``sample_rate``, ``steps``, ``accountant``, ``unit``; see
+            :meth:`lmrec.privacy.dp.DPTrainer.privacy_report`); empty otherwise. A DP ranker's
+            is in ``ranking["fit"]["privacy"]``.
+        diversity: The ``[diversity]`` stage, when configured: its setting and the test
+            metrics (NDCG, Recall, ILD, coverage, Gini, long-tail share) before and after
+            re-ranking.
         versions: Python and package versions.
         git_commit: Commit of the working directory, ``None`` outside git.
         git_dirty: Whether tracked files had uncommitted changes.
@@ -100,6 +108,8 @@ class RunRecord:
     eval_seconds: float = 0.0
     fit: dict[str, Any] = field(default_factory=dict)
     ranking: dict[str, Any] = field(default_factory=dict)
+    privacy: dict[str, Any] = field(default_factory=dict)
+    diversity: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=package_versions)
     git_commit: str | None = field(default_factory=current_git_commit)
     git_dirty: bool | None = field(default_factory=current_git_dirty)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, runtime_checkable
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, runtime_checkab
 import numpy as np
 
 from lmrec.data.schema import IdMap, InteractionData
-from lmrec.errors import ModelFileError, NotFittedError
+from lmrec.errors import ConfigError, ModelFileError, NotFittedError
 
 if TYPE_CHECKING:
     from lmrec.evaluation.task import EvalTask
@@ -34,6 +34,15 @@ class Recommendation:
 
 
 @dataclass
+class AddedItems:
+    """What ``add_items`` did: item ids appended to the catalog, and known ids whose text was
+    replaced (in the order given)."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+
+
+@dataclass
 class FitReport:
     """What a ``fit`` call did: seconds, epochs, the best validation metrics, the log."""
 
@@ -45,6 +54,9 @@ class FitReport:
     history: list[dict[str, float]] = field(default_factory=list)
     encode_seconds: float | None = None
     """Seconds spent running a language model over item text (text models only)."""
+    privacy: dict[str, Any] = field(default_factory=dict)
+    """With DP-SGD training: the spent ε, δ, noise multiplier, clipping norm, sample rate,
+    steps and accountant (:meth:`lmrec.privacy.dp.DPTrainer.privacy_report`); else empty."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +67,7 @@ class FitReport:
             "best_valid": self.best_valid,
             "history": self.history,
             "encode_seconds": self.encode_seconds,
+            "privacy": self.privacy,
         }
 
 
@@ -149,6 +162,21 @@ class BaseRecommender(ABC):
         if value is None:
             raise NotFittedError(f"{self.name} is not fitted: call fit() or load() first")
         return value
+
+    def add_items(self, texts: Mapping[str, str]) -> AddedItems:
+        """Add items to the fitted catalog from their text, without retraining.
+
+        Only models that read item text can (see
+        :meth:`lmrec.models.text.TextRecommenderBase.add_items`); the others know an item
+        only by what training learned about its id.
+
+        Raises:
+            ConfigError: This model cannot place an item it was not trained on.
+        """
+        raise ConfigError(
+            f"model {self.name!r} knows items only by ids learned in training and cannot add "
+            "items from text; serve new items with a text model (text_seq or text_mean)"
+        )
 
     # -- serving ---------------------------------------------------------------------------
     def history_of(self, user_id: str) -> np.ndarray:

@@ -1,6 +1,6 @@
 """The shared training loop used by every trainable model family."""
 
-from lmrec.training.config import RunOptions, TrainerConfig
+from lmrec.training.config import DPConfig, RunOptions, TrainerConfig
 from lmrec.training.trainer import (
     CHECKPOINT_FILE,
     CheckpointValue,
@@ -10,12 +10,14 @@ from lmrec.training.trainer import (
     rank_and_world,
     seed_everything,
     shard_indices,
+    trainer_for,
     warmup_linear_decay,
 )
 
 __all__ = [
     "CHECKPOINT_FILE",
     "CheckpointValue",
+    "DPConfig",
     "RunOptions",
     "Trainer",
     "TrainerConfig",
@@ -24,5 +26,6 @@ __all__ = [
     "rank_and_world",
     "seed_everything",
     "shard_indices",
+    "trainer_for",
     "warmup_linear_decay",
 ]

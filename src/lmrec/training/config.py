@@ -9,8 +9,75 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Accountant = Literal["rdp", "prv"]
+"""Privacy accountants: Rényi DP (``rdp``) or the privacy-loss-random-variable accountant
+(``prv``, tighter for many steps)."""
+
+
+class DPConfig(BaseModel):
+    """Differentially private training (DP-SGD through Opacus): the ``[...trainer.dp]`` table.
+
+    Every step draws a Poisson sample of the privacy units (each unit independently with
+    probability ``batch_size / N``), clips each unit's gradient to ``max_grad_norm``, adds
+    Gaussian noise of standard deviation ``noise_multiplier * max_grad_norm`` to their sum
+    and divides by ``batch_size``. A unit is one user's training sequence for ``text_seq``
+    (user-level DP) and one training example for the CTR model (example-level DP). The
+    spent ε at ``delta`` is reported after training (see :mod:`lmrec.privacy.dp`).
+
+    Give exactly one of ``target_epsilon`` (the noise is calibrated to reach it after the
+    planned ``epochs``) or ``noise_multiplier``. The trainer's ``grad_clip`` does not apply:
+    per-unit clipping replaces it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    """Train with DP-SGD; ``false`` keeps the table but trains normally."""
+
+    target_epsilon: float | None = Field(default=None, gt=0.0)
+    """The ε to reach at ``delta`` after all planned steps (``epochs`` x steps per epoch);
+    the noise multiplier is computed from it. Early stopping spends less."""
+
+    noise_multiplier: float | None = Field(default=None, ge=0.0)
+    """Noise standard deviation as a multiple of ``max_grad_norm``, instead of a target ε
+    (``0`` clips without noise: ε is infinite)."""
+
+    delta: float | None = Field(default=None, gt=0.0, lt=1.0)
+    """δ of the (ε, δ) guarantee; unset uses ``1 / N`` (N = privacy units in training)."""
+
+    max_grad_norm: float = Field(default=1.0, gt=0.0)
+    """Each unit's gradient is clipped to this L2 norm before noise is added."""
+
+    accountant: Accountant = "rdp"
+    """``rdp`` (Rényi DP) or ``prv`` (privacy loss random variables)."""
+
+    select_on_validation: bool = True
+    """Keep the epoch with the best validation score (early stopping). The validation
+    interactions are then used outside the DP mechanism and ε does not cover that choice;
+    ``false`` ignores validation during training and keeps the last epoch."""
+
+    secure_rng: bool = False
+    """Draw the noise and the Poisson samples from a generator seeded with fresh operating
+    system entropy instead of ``trainer.seed``. Off, runs are reproducible, but anyone who
+    knows the seed (it is in the config) can regenerate the noise; turn it on for a model
+    that leaves your hands."""
+
+    chunk_size: int | None = Field(default=None, ge=1)
+    """Units whose per-sample gradients are computed at once; unset: the whole batch.
+    Lower it to save memory (results do not depend on it except through dropout masks)."""
+
+    @model_validator(mode="after")
+    def _one_noise_source(self) -> DPConfig:
+        if self.enabled and (self.target_epsilon is None) == (self.noise_multiplier is None):
+            given = "both" if self.target_epsilon is not None else "neither"
+            raise ValueError(
+                f"give exactly one of target_epsilon or noise_multiplier (got {given})"
+            )
+        return self
 
 
 class TrainerConfig(BaseModel):
@@ -58,6 +125,15 @@ class TrainerConfig(BaseModel):
 
     show_progress: bool = False
     """Show a progress bar per epoch with the running loss."""
+
+    dp: DPConfig | None = None
+    """Differentially private training (DP-SGD); unset trains normally. See
+    :class:`DPConfig`."""
+
+    @property
+    def private(self) -> bool:
+        """Whether this config trains with DP-SGD (a ``dp`` table that is enabled)."""
+        return self.dp is not None and self.dp.enabled
 
 
 @dataclass

@@ -229,8 +229,9 @@ class Trainer:
     """Trains a :class:`TrainingTask` with AdamW; see the module docstring.
 
     Subclasses may override :meth:`wrap_module`, :meth:`make_optimizer`,
-    :meth:`make_scheduler` and :meth:`epoch_batches` (e.g. a DP-SGD variant that swaps in
-    Opacus's private module, optimizer and Poisson-sampled batches).
+    :meth:`make_scheduler`, :meth:`epoch_batches` and :meth:`compute_gradients` (as the
+    DP-SGD trainer :class:`lmrec.privacy.dp.DPTrainer` does: Opacus's private optimizer,
+    Poisson-sampled batches, per-sample gradients).
 
     Args:
         config: Hyperparameters.
@@ -388,14 +389,9 @@ class Trainer:
         )
         with bar:
             for batch in self.epoch_batches(task, self.epoch):
-                loss = task.loss(_to_device(batch, self.device))
-                value = float(loss.detach())
+                value = self.compute_gradients(task, _to_device(batch, self.device), params)
                 if not np.isfinite(value):
                     raise FloatingPointError(f"loss is {value} at epoch {self.epoch}, step {steps}")
-                self._optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if self.config.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
                 lr = self._optimizer.param_groups[0]["lr"]
                 self._optimizer.step()
                 self._scheduler.step()
@@ -413,6 +409,27 @@ class Trainer:
             "lr": float(lr),
             "seconds": seconds,
         }
+
+    def compute_gradients(
+        self, task: TrainingTask, batch: Any, params: list[nn.Parameter]
+    ) -> float:
+        """Replace the gradients of ``params`` by those of one batch; return the batch loss.
+
+        Backpropagates ``task.loss(batch)`` and clips the global gradient norm to
+        ``grad_clip``. A non-finite loss is returned before any gradient is touched. The
+        DP-SGD trainer (:class:`lmrec.privacy.dp.DPTrainer`) overrides this with per-sample
+        gradients.
+        """
+        assert self._optimizer is not None
+        loss = task.loss(batch)
+        value = float(loss.detach())
+        if not np.isfinite(value):
+            return value
+        self._optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        return value
 
     # -- internals ----------------------------------------------------------------------------
     def _require_task(self) -> TrainingTask:
@@ -626,3 +643,15 @@ class EncoderTrainer(Trainer):
             if tuned:
                 groups.append({**group, "params": tuned, "lr": c.lr * self.encoder_lr_scale})
         return torch.optim.AdamW(groups, lr=c.lr)
+
+
+def trainer_for(
+    config: TrainerConfig, options: RunOptions | None = None, encoder_lr_scale: float = 1.0
+) -> EncoderTrainer:
+    """The trainer a config asks for: :class:`EncoderTrainer`, or with an enabled ``dp``
+    table the DP-SGD trainer :class:`lmrec.privacy.dp.DPTrainer` (Opacus loads only then)."""
+    if config.private:
+        from lmrec.privacy.dp import DPTrainer
+
+        return DPTrainer(config, options, encoder_lr_scale)
+    return EncoderTrainer(config, options, encoder_lr_scale)

@@ -70,6 +70,15 @@ class CTRConfig(BaseModel):
     profile_items: int = Field(default=DEFAULT_PROFILE_ITEMS, ge=0)
     """Most recent history items whose titles describe the user, newest first."""
 
+    profile_categories: int = Field(default=0, ge=0)
+    """Top categories of the user's recency-weighted history (:func:`lmrec.profile.top_categories`
+    over the last ``profile_window`` items) added to the profile as ``"likes: Drama, Sci-Fi"``.
+    ``0`` (the default) adds none, which is the profile of every model saved before this
+    field existed; a dataset without item categories adds none either."""
+
+    profile_window: int = Field(default=50, ge=1)
+    """Most recent history items whose categories make ``profile_categories``."""
+
     user_fields: tuple[str, ...] | None = None
     """User attribute columns shown in the profile, in order; unset shows every column of
     the dataset's users table except zip / postal codes (quasi-identifiers that carry little
@@ -99,6 +108,11 @@ class CTRConfig(BaseModel):
     """Optimisation settings; early stopping monitors validation ``auc`` by default (also
     available: ``gauc`` and ``neg_logloss``). A partial table fills the rest from the CTR
     defaults (so ``monitor`` stays ``auc``), not from :class:`TrainerConfig`'s."""
+
+    @property
+    def history_items(self) -> int:
+        """History items each example's profile keeps: the titles' and the categories'."""
+        return max(self.profile_items, self.profile_window if self.profile_categories else 0)
 
     @field_validator("trainer", mode="before")
     @classmethod

@@ -36,9 +36,9 @@ from lmrec.text.tuning import TunableEncoder
 from lmrec.training.config import RunOptions
 from lmrec.training.trainer import (
     CheckpointValue,
-    EncoderTrainer,
     ValidateFn,
     seed_everything,
+    trainer_for,
 )
 
 _META_FILE = "ctr.json"
@@ -137,7 +137,7 @@ class CTRModel:
         examples = interaction_examples(
             train,
             users=users,
-            profile_items=c.profile_items,
+            profile_items=c.history_items,
             positive_threshold=c.positive_threshold,
             negatives_per_positive=c.negatives_per_positive,
             seed=c.trainer.seed,
@@ -157,7 +157,7 @@ class CTRModel:
             split,
             part,
             users=users,
-            profile_items=c.profile_items,
+            profile_items=c.history_items,
             positive_threshold=c.positive_threshold,
             negatives_per_positive=c.negatives_per_positive,
             seed=c.trainer.seed + (1 if part == "valid" else 2),
@@ -193,6 +193,10 @@ class CTRModel:
         """
         self.fit_options = options or FitOptions()
         cfg = self.config
+        if cfg.trainer.private:
+            from lmrec.privacy.dp import check_private_strategy
+
+            check_private_strategy(cfg.tuning.strategy)
         if cfg.objective == "mse" and train.ratings is None:
             raise ConfigError(
                 "objective: 'mse' regresses explicit ratings, but the training data has no "
@@ -263,7 +267,7 @@ class CTRModel:
                     logits = network.head(valid_vectors.to(device)).float().cpu().numpy()
                     return self._validation_metrics(examples_valid, logits)
 
-        trainer = EncoderTrainer(trainer_config, self._run_options(), cfg.tuning.lr_scale)
+        trainer = trainer_for(trainer_config, self._run_options(), cfg.tuning.lr_scale)
         try:
             return trainer.fit(task, validate, checkpoint_key=self._checkpoint_key(examples))
         finally:
@@ -331,6 +335,14 @@ class CTRModel:
                 opts.log_path = Path(fit.work_dir) / "train_log.jsonl"
         return opts
 
+    def add_items(self, texts: Mapping[str, str], titles: Mapping[str, str]) -> None:
+        """Score new items from their text (the cross-encoder needs nothing else), or replace
+        the text of known ones; see :meth:`CTRCatalog.add_items`."""
+        catalog: CTRCatalog = self._require(self.catalog)
+        pairs: PairEncoder = self._require(self.pairs)
+        catalog.add_items(texts, titles)
+        self.pairs = PairEncoder(pairs.tokenizer, catalog.item_texts, pairs.max_length)
+
     # -- the network ----------------------------------------------------------------------
     def _build(self, catalog: CTRCatalog) -> tuple[CrossEncoderCTR, PairEncoder]:
         c = self.config
@@ -351,6 +363,14 @@ class CTRModel:
         pairs = PairEncoder(encoder.tokenizer, catalog.item_texts, c.max_length)
         return network, pairs
 
+    def _profile_shape(self) -> tuple[int | None, int]:
+        """Titles and categories shown in a profile; without categories every profile item's
+        title is shown (the profile of models saved before ``profile_categories``)."""
+        c = self.config
+        if c.profile_categories:
+            return c.profile_items, c.profile_categories
+        return None, 0
+
     def _require(self, value: Any) -> Any:
         if value is None:
             raise NotFittedError("ctr is not fitted: call fit() or load() first")
@@ -366,8 +386,9 @@ class CTRModel:
         if len(examples) and (examples.users.min() < -1 or examples.users.max() >= n_users):
             bad = examples.users[(examples.users < -1) | (examples.users >= n_users)][0]
             raise DataError(f"user index {int(bad)} is outside 0..{n_users - 1} (or -1)")
+        titles, categories = self._profile_shape()
         profiles = [
-            catalog.profile(int(examples.users[j]), examples.profile_of(j))
+            catalog.profile(int(examples.users[j]), examples.profile_of(j), titles, categories)
             for j in range(len(examples))
         ]
         return pairs.pairs(profiles, examples.items)
@@ -428,7 +449,8 @@ class CTRModel:
         Args:
             users: User indices (``-1`` for a user without attributes in the catalog).
             histories: Per user, the time-ordered known items; the last ``profile_items``
-                (other than the candidate itself) form the profile.
+                (other than the candidate itself) form the profile, and the last
+                ``profile_window`` its categories when ``profile_categories`` is set.
             candidates: Per user, the item indices to score.
             show_progress: Show a progress bar over the pairs.
 
@@ -438,12 +460,16 @@ class CTRModel:
         catalog: CTRCatalog = self._require(self.catalog)
         if not len(users) == len(histories) == len(candidates):
             raise ValueError("users, histories and candidates must have the same length")
-        k = self.config.profile_items
+        k = self.config.history_items
+        titles, categories = self._profile_shape()
         profiles: list[str] = []
         items: list[np.ndarray] = []
         for u, history, cands in zip(users, histories, candidates, strict=True):
             cands = np.asarray(cands, dtype=np.int64)
-            profiles.extend(catalog.history_profile(int(u), history, int(c), k) for c in cands)
+            profiles.extend(
+                catalog.history_profile(int(u), history, int(c), k, titles, categories)
+                for c in cands
+            )
             items.append(cands)
         flat = np.concatenate(items) if items else np.zeros(0, dtype=np.int64)
         pairs: PairEncoder = self._require(self.pairs)

@@ -22,23 +22,32 @@ _TITLE_CHARS = 80
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 
 
-def profile_text(history_titles: Sequence[str], attributes: Mapping[str, str] | None = None) -> str:
+def profile_text(
+    history_titles: Sequence[str],
+    attributes: Mapping[str, str] | None = None,
+    categories: Sequence[str] | None = None,
+) -> str:
     """The text that describes a user to the CTR model.
 
-    Example: ``"age: 24; gender: M; occupation: technician; recent: Heat (1995); Alien
-    (1979)"``.
+    Example: ``"age: 24; gender: M; occupation: technician; likes: Drama, Sci-Fi; recent:
+    Heat (1995); Alien (1979)"``.
 
     Args:
         history_titles: Titles of the user's most recent items, newest first (the caller
             picks how many, and only items from before the predicted interaction).
         attributes: User attributes by name, shown in the given order; ``None`` or empty
             for none.
+        categories: The user's top categories (:func:`lmrec.profile.top_categories`),
+            shown before the titles so that truncation keeps them; ``None`` or empty for
+            none (the text is then the same as without the argument).
 
     Returns:
-        The profile; ``"no history"`` when there is neither an attribute nor a title, so the
-        model always reads something.
+        The profile; ``"no history"`` when there is nothing to show, so the model always
+        reads something.
     """
     parts = [f"{name}: {value}" for name, value in (attributes or {}).items() if value != ""]
+    if categories:
+        parts.append("likes: " + ", ".join(categories))
     titles = [t for t in history_titles if t]
     if titles:
         parts.append("recent: " + "; ".join(titles))

@@ -58,6 +58,12 @@ def top_candidates(scores: np.ndarray, history: np.ndarray, top_n: int) -> np.nd
     eligible = np.flatnonzero(row > -np.inf)
     if len(eligible) == 0:
         return np.zeros(0, dtype=np.int64)
+    if top_n < len(eligible):
+        # Sorting only what can make the list (every item tied with the top_n-th best
+        # included, so the tie rule still applies) instead of the whole catalog.
+        values = row[eligible]
+        cut = np.partition(values, len(values) - top_n)[len(values) - top_n]
+        eligible = eligible[values >= cut]
     order = eligible[np.lexsort((eligible, -row[eligible]))]
     return order[:top_n].astype(np.int64)
 

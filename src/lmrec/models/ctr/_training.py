@@ -8,6 +8,7 @@ the pairs (:class:`PairTask`), in batches of similar token length to cut padding
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -87,6 +88,29 @@ class VectorTask:
         vectors, targets = batch
         return ctr_loss(self.module(vectors), targets, self.objective)
 
+    # -- DP-SGD (lmrec.privacy.dp): one training example is one privacy unit ----------------
+    privacy_unit = "example"
+
+    def num_samples(self) -> int:
+        return len(self.targets)
+
+    def sample_batch(
+        self, rows: np.ndarray, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+        return self.vectors[index], self.targets[index]
+
+    def sample_groups(
+        self, batch: tuple[torch.Tensor, torch.Tensor]
+    ) -> list[tuple[tuple[Any, ...], tuple[torch.Tensor, ...]]]:
+        return [((), batch)]
+
+    def sample_loss(
+        self, forward: Callable[..., Any], shared: tuple[Any, ...], sample: tuple[torch.Tensor, ...]
+    ) -> torch.Tensor:
+        vectors, targets = sample
+        return ctr_loss(forward(vectors), targets, self.objective)
+
 
 class PairTask:
     """The whole cross-encoder on token ids; batches group pairs of similar length.
@@ -148,6 +172,21 @@ class PairTask:
     def after_step(self, global_step: int) -> None:
         """AdaLoRA's rank reallocation after each optimizer step (a no-op otherwise)."""
         self.network.encoder.on_step(global_step)
+
+    # -- DP-SGD (lmrec.privacy.dp): one training example is one privacy unit ----------------
+    privacy_unit = "example"
+    rows_are_samples = True
+    """Every trainable layer sees one row per example, so Opacus' per-sample hooks apply."""
+
+    def num_samples(self) -> int:
+        return len(self.targets)
+
+    def sample_batch(
+        self, rows: np.ndarray, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        input_ids, attention_mask = self.pad([self.pair_ids[i] for i in rows])
+        index = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+        return input_ids, attention_mask, self.targets[index]
 
 
 def run_batched(

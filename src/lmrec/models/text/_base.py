@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
-from lmrec.data.schema import InteractionData
-from lmrec.errors import ConfigError, ModelFileError
-from lmrec.models.base import BaseRecommender
+from lmrec.data.schema import IdMap, InteractionData
+from lmrec.errors import ConfigError, DataError, ModelFileError
+from lmrec.models.base import AddedItems, BaseRecommender
 from lmrec.text.cache import encode_texts
 from lmrec.text.config import TextEncoderConfig
 from lmrec.text.encoder import ItemTextEncoder
@@ -82,6 +82,62 @@ class TextRecommenderBase(BaseRecommender):
         vectors = encode_texts(self.text_encoder(), texts, show_progress=show_progress)
         self.encode_seconds += time.perf_counter() - start
         return vectors
+
+    def add_items(self, texts: Mapping[str, str]) -> AddedItems:
+        """Add items from their text, or replace the text of known ones; no retraining.
+
+        A new item is appended to the item map and gets its vector from the same encoder
+        the catalog's vectors came from (the frozen language model, or the fine-tuned one),
+        so it can be recommended at once. A known id keeps its index and training history
+        (and, in a fused model, its learned id embedding); only its text and text vector
+        change. Nothing changes when encoding fails.
+
+        Args:
+            texts: Item id -> item text, in the form the catalog uses (see
+                :func:`lmrec.items.item_text`).
+
+        Returns:
+            The appended ids and the updated ids, in the order given.
+
+        Raises:
+            NotFittedError: The model is not fitted.
+            DataError: An id or a text is not a non-empty string.
+        """
+        item_map: IdMap = self._require(self.item_map)
+        current: list[str] = list(self._require(self.item_texts))
+        for item_id, text in texts.items():
+            if not isinstance(item_id, str) or not item_id.strip():
+                raise DataError(f"item id must be a non-empty string, got {item_id!r}")
+            if not isinstance(text, str) or not text.strip():
+                raise DataError(
+                    f"item {item_id!r}: text must be a non-empty string, got {text!r}",
+                    column="text",
+                )
+        new_ids = [i for i in texts if i not in item_map]
+        old_ids = [i for i in texts if i in item_map]
+        if not new_ids and not old_ids:
+            return AddedItems()
+        start = time.perf_counter()
+        vectors = self._item_text_vectors([texts[i] for i in [*new_ids, *old_ids]])
+        self.encode_seconds += time.perf_counter() - start
+        rows = item_map.encode(old_ids)
+        self._store_item_vectors(vectors[: len(new_ids)], rows, vectors[len(new_ids) :])
+        for row, item_id in zip(rows, old_ids, strict=True):
+            current[int(row)] = texts[item_id]
+        self.item_texts = current + [texts[i] for i in new_ids]
+        if new_ids:
+            self.item_map = IdMap([*item_map.to_list(), *new_ids], "item")
+        return AddedItems(added=new_ids, updated=old_ids)
+
+    def _item_text_vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """The vectors of new item texts, as the model's own catalog vectors were made."""
+        return self.frozen_vectors(texts)
+
+    def _store_item_vectors(
+        self, appended: np.ndarray, rows: np.ndarray, replaced: np.ndarray
+    ) -> None:
+        """Append ``appended`` after the last item and overwrite the vectors of ``rows``."""
+        raise ConfigError(f"model {self.name!r} cannot add items")
 
     def _save_texts(self, path: Path) -> None:
         texts = self._require(self.item_texts)

@@ -73,6 +73,18 @@ class TextMeanRecommender(TextRecommenderBase):
             out[start : start + len(chunk)] = means @ vectors.T
         return out
 
+    def _item_text_vectors(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = self.frozen_vectors(texts)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+    def _store_item_vectors(
+        self, appended: np.ndarray, rows: np.ndarray, replaced: np.ndarray
+    ) -> None:
+        vectors: np.ndarray = self._require(self.item_vectors).copy()
+        vectors[rows] = replaced
+        self.item_vectors = np.concatenate([vectors, appended.astype(np.float32)])
+
     def _save_state(self, path: Path) -> None:
         np.save(path / _VECTORS_FILE, self._require(self.item_vectors))
         self._save_texts(path)

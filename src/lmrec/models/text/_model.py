@@ -97,6 +97,31 @@ class TextSeqModule(nn.Module):
             table = table + ids
         return table
 
+    def append_items(self, text_vectors: torch.Tensor) -> None:
+        """Grow the catalog by ``len(text_vectors)`` items after the last one.
+
+        A new item's id embedding is zero: it has no id signal, which is what id dropout
+        trains the model to handle. The start token moves to the new ``n_items + 1``.
+        """
+        n_new = len(text_vectors)
+        if n_new == 0:
+            return
+        self.text_vectors = torch.cat([self.text_vectors, text_vectors.to(self.text_vectors)])
+        if self.id_embedding is not None:
+            old = self.id_embedding.weight
+            grown = nn.Embedding(self.n_items + n_new, old.shape[1]).to(old.device, old.dtype)
+            with torch.no_grad():
+                grown.weight[: self.n_items] = old
+                grown.weight[self.n_items :] = 0.0
+            self.id_embedding = grown
+        self.n_items += n_new
+
+    def clear_id_embeddings(self, items: torch.Tensor) -> None:
+        """Zero the id embeddings of ``items`` (a boolean mask or indices); no-op without ids."""
+        if self.id_embedding is not None:
+            with torch.no_grad():
+                self.id_embedding.weight[items.to(self.id_embedding.weight.device)] = 0.0
+
     def forward(self, tokens: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         """Hidden states ``(batch, length, dim)`` of left-padded ``tokens`` given item vectors."""
         start = self.sequence.item_embedding.weight[1:2]

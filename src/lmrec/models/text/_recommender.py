@@ -36,7 +36,7 @@ from lmrec.models.text._training import ItemInputs, TextSequenceTask
 from lmrec.text.encoder import ItemTextEncoder
 from lmrec.text.tuning import TunableEncoder
 from lmrec.training.config import RunOptions, TrainerConfig
-from lmrec.training.trainer import CheckpointValue, EncoderTrainer, seed_everything
+from lmrec.training.trainer import CheckpointValue, seed_everything, trainer_for
 
 if TYPE_CHECKING:
     from lmrec.evaluation.task import EvalTask
@@ -139,6 +139,7 @@ class TextSeqRecommender(TextRecommenderBase):
     # ------------------------------------------------------------------------- training
     def _fit(self, train: InteractionData, valid: EvalTask | None) -> FitReport:
         cfg = self.config
+        self._check_private()
         texts = self._texts_for(train)
         seed_everything(cfg.trainer.seed)
         progress = self.fit_options.show_progress
@@ -211,9 +212,27 @@ class TextSeqRecommender(TextRecommenderBase):
             )
             report = self._train(task, cfg.trainer, run_options, valid, key)
         module.eval()
+        # An item without a training interaction got no id signal, only pushes away as a
+        # negative; serve it from its text alone, as id dropout trained the model to.
+        module.clear_id_embeddings(torch.from_numpy(train.item_counts() == 0))
         self.encode_seconds += task.encode_seconds
         report.encode_seconds = self.encode_seconds
         return report
+
+    def _check_private(self) -> None:
+        """DP-SGD (``trainer.dp``) trains one stage with a frozen or LoRA encoder."""
+        cfg = self.config
+        stages = [cfg.trainer] + ([cfg.encoder_trainer] if cfg.encoder_trainer else [])
+        if not any(stage.private for stage in stages):
+            return
+        from lmrec.privacy.dp import check_private_strategy
+
+        check_private_strategy(cfg.tuning.strategy)
+        if cfg.encoder_trainer is not None:
+            raise ConfigError(
+                "encoder_trainer: two-stage training does not run under DP-SGD (trainer.dp); "
+                "unset encoder_trainer and put the dp table in trainer"
+            )
 
     def _initialise_from(self, module: TextSeqModule, path: Path) -> None:
         """Copy a saved text_seq model's weights (all but its cached vectors) into ``module``."""
@@ -268,7 +287,7 @@ class TextSeqRecommender(TextRecommenderBase):
                     task.refresh()
                 return {"ndcg@10": quick_ndcg_at_k(self.score, task_valid, k=10)}
 
-        trainer = EncoderTrainer(config, options, self.config.tuning.lr_scale)
+        trainer = trainer_for(config, options, self.config.tuning.lr_scale)
         report = trainer.fit(task, validate, checkpoint_key=key)
         if task.stale:  # no validation ran after the last steps: bring the cache up to date
             task.refresh()
@@ -286,6 +305,24 @@ class TextSeqRecommender(TextRecommenderBase):
             "train_data": train.digest(),
             "item_texts": text_digest,
         }
+
+    # ------------------------------------------------------------------------- new items
+    def _item_text_vectors(self, texts: Sequence[str]) -> np.ndarray:
+        tuned = self.tuned_encoder()
+        if tuned is None:
+            return self.frozen_vectors(texts)
+        return tuned.encode(texts)
+
+    def _store_item_vectors(
+        self, appended: np.ndarray, rows: np.ndarray, replaced: np.ndarray
+    ) -> None:
+        module: TextSeqModule = self._require(self.module)
+        with torch.no_grad():
+            if len(rows):
+                module.text_vectors[torch.from_numpy(rows)] = torch.from_numpy(replaced).to(
+                    module.text_vectors
+                )
+            module.append_items(torch.from_numpy(appended))
 
     # ------------------------------------------------------------------------- scoring
     def item_vectors(self) -> np.ndarray:

@@ -4,7 +4,7 @@ per-epoch refresh of cached vectors and the optimizer with a separate encoder le
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -12,6 +12,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from lmrec.models.baselines.sasrec._model import PAD
 from lmrec.models.baselines.sasrec._recommender import SequenceTask
 from lmrec.models.text._model import TextSeqNetwork
 from lmrec.text.tuning import TunableEncoder
@@ -148,19 +149,23 @@ class TextSequenceTask(SequenceTask):
         self.stale = False
 
     def batches(self, epoch: int, generator: torch.Generator) -> Iterator[tuple[Any, ...]]:
-        if self.stale:
-            self.refresh()
+        self.start_epoch()
         for inputs, targets in super().batches(epoch, generator):
-            if self.item_inputs is None:
-                yield inputs, targets
-                continue
-            fresh = torch.unique(targets[targets != _IGNORE])
-            if len(fresh) > self.fresh_items:
-                pick = torch.randperm(len(fresh), generator=generator)[: self.fresh_items]
-                fresh = torch.sort(fresh[pick]).values
-            fresh_inputs, fresh_mask = self.item_inputs.batch(fresh.numpy())
-            yield inputs, targets, fresh, fresh_inputs.cpu(), fresh_mask.cpu()
-            self.stale = True
+            yield self._with_fresh(inputs, targets, generator)
+
+    def _with_fresh(
+        self, inputs: torch.Tensor, targets: torch.Tensor, generator: torch.Generator
+    ) -> tuple[Any, ...]:
+        """The batch, extended (when the encoder trains) with its fresh items' inputs."""
+        if self.item_inputs is None:
+            return inputs, targets
+        fresh = torch.unique(targets[targets != _IGNORE])
+        if len(fresh) > self.fresh_items:
+            pick = torch.randperm(len(fresh), generator=generator)[: self.fresh_items]
+            fresh = torch.sort(fresh[pick]).values
+        fresh_inputs, fresh_mask = self.item_inputs.batch(fresh.numpy())
+        self.stale = True  # the step that follows moves the encoder
+        return inputs, targets, fresh, fresh_inputs.cpu(), fresh_mask.cpu()
 
     def loss(self, batch: tuple[Any, ...]) -> torch.Tensor:
         inputs, targets, *fresh = batch
@@ -168,6 +173,65 @@ class TextSequenceTask(SequenceTask):
         real = targets != _IGNORE
         logits = self.text_network.seq.logits(hidden[real], table)
         return F.cross_entropy(logits, targets[real])
+
+    # -- DP-SGD (lmrec.privacy.dp): one user's sequence is one privacy unit ----------------
+    privacy_unit = "user"
+
+    def start_epoch(self) -> None:
+        """Bring the cached item vectors up to date before an epoch's first batch."""
+        if self.stale:
+            self.refresh()
+
+    def num_samples(self) -> int:
+        """Training users (one sequence each)."""
+        return len(self.inputs)
+
+    def sample_batch(self, rows: np.ndarray, generator: torch.Generator) -> tuple[Any, ...]:
+        """The batch of the users ``rows`` (a Poisson sample), cut like :meth:`batches`."""
+        index = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+        inputs, targets = self.inputs[index], self.targets[index]
+        width = int((inputs != PAD).sum(dim=1).max())
+        return self._with_fresh(inputs[:, -width:], targets[:, -width:], generator)
+
+    def sample_groups(
+        self, batch: tuple[Any, ...]
+    ) -> list[tuple[tuple[Any, ...], tuple[torch.Tensor, ...]]]:
+        """Per user: tokens and targets; shared: the fresh items and their encoder inputs.
+
+        Users are grouped by sequence length (powers of two), each group cut to its own
+        width, so that short sequences do not pay for the padding of long ones.
+        """
+        inputs, targets, *fresh = batch
+        lengths = (inputs != PAD).sum(dim=1)
+        bucket = torch.ceil(torch.log2(lengths.clamp(min=1).double())).long()
+        groups: list[tuple[tuple[Any, ...], tuple[torch.Tensor, ...]]] = []
+        for b in torch.unique(bucket).tolist():
+            rows = (bucket == b).nonzero().squeeze(1)
+            width = int(lengths[rows].max())
+            groups.append((tuple(fresh), (inputs[rows, -width:], targets[rows, -width:])))
+        return groups
+
+    def sample_loss(
+        self,
+        forward: Callable[..., Any],
+        shared: tuple[Any, ...],
+        sample: tuple[torch.Tensor, ...],
+    ) -> torch.Tensor:
+        """One user's loss: mean cross-entropy over the real slots of their sequence."""
+        tokens, targets = sample
+        hidden, table = forward(tokens, *shared)
+        logits = self.text_network.seq.logits(hidden[0], table)
+        return masked_cross_entropy(logits, targets[0])
+
+
+def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of ``(slots, n_items)`` logits over the slots whose target is not
+    ``-100``, without boolean indexing (so that ``torch.func.vmap`` can batch it); 0 when
+    every slot is padding."""
+    real = targets != _IGNORE
+    log_probs = torch.log_softmax(logits, dim=-1)
+    picked = log_probs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return -(picked * real).sum() / real.sum().clamp(min=1)
 
     def after_step(self, global_step: int) -> None:
         """AdaLoRA's rank reallocation after each optimizer step (a no-op otherwise)."""

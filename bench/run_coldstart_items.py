@@ -1,0 +1,522 @@
+"""Benchmark cold-start items: items no model saw in training, added afterwards.
+
+Split: ``cold_item_split`` (a random ``--cold-frac`` of the items with interactions is held
+out entirely, seed 0; the other interactions leave-one-out by time). Every model is trained on
+the warm part only:
+
+- the text models (``text-mean``, ``text-frozen``, ``text-fusion``) on a catalog *without* the
+  cold items; the cold items are then added with ``add_items`` (their dataset text, encoded by
+  the model's encoder, zero id embedding in the fused model), no retraining;
+- the id models (``pop``, ``itemknn``, ``sasrec``) on the whole catalog, where the cold items
+  simply have no interaction: they cannot rank an item they have no data for;
+- ``text-fusion-incat`` (``--models``, default on ml-100k only): the fused model trained as
+  ``lmrec train --split cold_item`` does, with the cold items in the catalog as negatives but
+  never as targets, evaluated with their id embeddings as trained and zeroed (what
+  ``TextSeqRecommender`` does now to items without a training interaction).
+
+Evaluation: full ranking over the whole catalog (warm + cold), pessimistic ties, one target
+per query, and every *other* item the user interacted with (train, validation or test) left out
+of the ranking:
+
+- a *warm* query per user: the user's leave-one-out test item (always warm); the model reads
+  all their train + validation interactions (the usual test protocol);
+- a *cold* query per user with at least one interaction with a cold item: one of those
+  interactions drawn at random (seed 0) is the target; the model reads the user's train +
+  validation interactions *before it in time* (queries with nothing before are skipped). The
+  user's later interactions are left out of the ranking, not fed to the model.
+
+``overall`` averages over all queries. ``all targets`` is what ``lmrec train`` reports on the
+same split: one query per user with every test item (the warm one and all cold ones) as
+targets. Writes ``bench/results/coldstart-items.json`` and ``.md``.
+
+Usage::
+
+    OMP_NUM_THREADS=1 python bench/run_coldstart_items.py               # everything
+    python bench/run_coldstart_items.py --datasets ml-100k --models pop text-frozen
+    python bench/run_coldstart_items.py --tables-only                   # rewrite the .md
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lmrec.config import load_config
+from lmrec.data import ITEM, TIME, USER, Dataset
+from lmrec.data.registry import load_dataset
+from lmrec.data.schema import IdMap, InteractionData
+from lmrec.data.splitting import Split, cold_item_split
+from lmrec.evaluation import Evaluator
+from lmrec.evaluation.metrics import ndcg_at_k, recall_at_k, target_ranks
+from lmrec.evaluation.task import EvalTask
+from lmrec.experiment import seed_everything
+from lmrec.models import BaseRecommender, build_model, load_model
+from lmrec.models.text import TextSeqRecommender
+from lmrec.models.text._model import TextSeqModule
+from lmrec.text.cache import item_texts
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+CONFIGS = ROOT.parent / "configs"
+OUT_JSON = RESULTS / "coldstart-items.json"
+OUT_MD = RESULTS / "coldstart-items.md"
+MODELS_DIR = ROOT.parent / "runs" / "coldstart-items"
+
+DATASETS = {"ml-100k": "ml100k", "amazon-scientific": "scientific"}
+ID_MODELS = ["pop", "itemknn", "sasrec"]
+TEXT_MODELS = ["text-mean", "text-frozen", "text-fusion"]
+VARIANTS = ["text-fusion-incat"]
+ALL_MODELS = ID_MODELS + TEXT_MODELS + VARIANTS
+DEFAULT_MODELS = {"ml-100k": ALL_MODELS, "amazon-scientific": ID_MODELS + TEXT_MODELS}
+# Epoch caps that keep the whole benchmark near 35 CPU minutes on one thread (the configs
+# allow 200 with early stopping; bench/results/<dataset>.md shows where the best epochs were).
+EPOCHS = {"ml-100k": {"sasrec": 30, "text": 30}, "amazon-scientific": {"sasrec": 30, "text": 15}}
+KS = (10, 20)
+BATCH = 256
+GOAL = 0.5
+
+
+# ------------------------------------------------------------------------------- data
+@dataclass
+class Queries:
+    """One target per query; the model reads ``inputs``, ``exclude`` leaves the ranking."""
+
+    users: np.ndarray
+    inputs: list[np.ndarray]
+    targets: list[np.ndarray]
+    exclude: list[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+
+class ColdItemData:
+    """The split, the index space (warm items, then cold items) and the evaluation queries."""
+
+    def __init__(self, dataset: Dataset, cold_frac: float, seed: int) -> None:
+        self.dataset = dataset
+        self.split: Split = cold_item_split(dataset.interactions, cold_frac=cold_frac, seed=seed)
+        ids = dataset.item_map().to_list()
+        self.cold_ids = [i for i in ids if i in self.split.cold_items]
+        self.warm_ids = [i for i in ids if i not in self.split.cold_items]
+        self.users = dataset.user_map()
+        self.warm_map = IdMap(self.warm_ids, "item")
+        self.full_map = IdMap(self.warm_ids + self.cold_ids, "item")
+        split = self.split
+        self.train_warm = InteractionData.from_frame(split.train, self.users, self.warm_map)
+        self.valid_warm = InteractionData.from_frame(split.valid, self.users, self.warm_map)
+        self.train_full = InteractionData.from_frame(split.train, self.users, self.full_map)
+        self.valid_full = InteractionData.from_frame(split.valid, self.users, self.full_map)
+        self.n_cold_interactions = int(split.test[ITEM].isin(self.split.cold_items).sum())
+        self.warm, self.cold, self.skipped = self._queries(seed)
+        known = pd.concat([split.train, split.valid])
+        self.all_targets_task = EvalTask.from_interactions(
+            InteractionData.from_frame(known, self.users, self.full_map),
+            InteractionData.from_frame(split.test, self.users, self.full_map),
+        )
+
+    def _queries(self, seed: int) -> tuple[Queries, Queries, int]:
+        split = self.split
+        known = pd.concat([split.train, split.valid])
+        known = known.assign(_row=known.index).sort_values([TIME, "_row"], kind="stable")
+        by_user = {u: g for u, g in known.groupby(USER, sort=False)}
+        everything = pd.concat([known, split.test])
+        seen = {
+            str(u): np.unique(self.full_map.encode(g[ITEM]))
+            for u, g in everything.groupby(USER, sort=False)
+        }
+        test = split.test.assign(_row=split.test.index)
+        is_cold = test[ITEM].isin(split.cold_items).to_numpy()
+
+        def history(user: str, before: tuple[int, int] | None = None) -> np.ndarray:
+            rows = by_user.get(user)
+            if rows is None:
+                return np.zeros(0, dtype=np.int64)
+            if before is not None:
+                t, r = before
+                keep = (rows[TIME] < t) | ((rows[TIME] == t) & (rows["_row"] < r))
+                rows = rows[keep.to_numpy()]
+            return self.full_map.encode(rows[ITEM])
+
+        warm_rows = test[~is_cold]
+        warm = Queries(
+            users=self.users.encode(warm_rows[USER]),
+            inputs=[history(str(u)) for u in warm_rows[USER]],
+            targets=[np.array([self.full_map.index(str(i))]) for i in warm_rows[ITEM]],
+            exclude=[seen[str(u)] for u in warm_rows[USER]],
+        )
+        rng = np.random.default_rng(seed)
+        cold = Queries(np.zeros(0, dtype=np.int64), [], [], [])
+        users, skipped = [], 0
+        for user, rows in test[is_cold].groupby(USER, sort=True):
+            row = rows.iloc[int(rng.integers(len(rows)))]
+            hist = history(str(user), (int(row[TIME]), int(row["_row"])))
+            if len(hist) == 0:
+                skipped += 1
+                continue
+            users.append(self.users.index(str(user)))
+            cold.inputs.append(hist)
+            cold.targets.append(np.array([self.full_map.index(str(row[ITEM]))]))
+            cold.exclude.append(seen[str(user)])
+        cold.users = np.array(users, dtype=np.int64)
+        return warm, cold, skipped
+
+    def summary(self) -> dict[str, Any]:
+        s = self.split
+        return {
+            "items": len(self.full_map),
+            "cold_items": len(self.cold_ids),
+            "train_interactions": len(s.train),
+            "valid_interactions": len(s.valid),
+            "test_interactions": len(s.test),
+            "cold_test_interactions": self.n_cold_interactions,
+            "warm_queries": len(self.warm),
+            "cold_queries": len(self.cold),
+            "cold_queries_skipped_empty_history": self.skipped,
+            "mean_input_length_warm": float(np.mean([len(h) for h in self.warm.inputs])),
+            "mean_input_length_cold": float(np.mean([len(h) for h in self.cold.inputs])),
+            "all_targets_users": len(self.all_targets_task),
+        }
+
+
+# ------------------------------------------------------------------------------- models
+def model_config(model: str, dataset: str, epochs: int | None = None) -> Any:
+    base = "text-fusion" if model == "text-fusion-incat" else model
+    overrides: dict[str, Any] = {}
+    if base.startswith("text-"):
+        overrides["model.encoder.cache"] = True  # encode each text once for all text models
+    if base == "sasrec" or base in ("text-frozen", "text-fusion"):
+        kind = "sasrec" if base == "sasrec" else "text"
+        overrides["model.trainer.epochs"] = epochs or EPOCHS[dataset][kind]
+    return load_config(CONFIGS / f"{base}-{DATASETS[dataset]}.toml", overrides).model
+
+
+def fit_model(
+    model_name: str, data: ColdItemData, epochs: int | None = None
+) -> tuple[dict[str, BaseRecommender], dict]:
+    """Fit one benchmark row's model; returns the model(s) to evaluate and timings."""
+    dataset = data.dataset.name
+    config = model_config(model_name, dataset, epochs)
+    seed_everything(42)
+    model = build_model(config)
+    info: dict[str, Any] = {}
+    if not model.uses_item_text:
+        start = time.perf_counter()
+        report = model.fit(
+            data.train_full, EvalTask.from_interactions(data.train_full, data.valid_full)
+        )
+        info.update(train_seconds=time.perf_counter() - start, epochs=report.epochs)
+        info["best_epoch"] = report.best_epoch
+        return {model_name: model}, info
+    fields = getattr(config.encoder, "fields", None)
+    texts = dict(
+        zip(data.dataset.item_map().to_list(), item_texts(data.dataset, fields), strict=True)
+    )
+    if model_name == "text-fusion-incat":
+        return fit_in_catalog(model, texts, data, info)
+    model.set_item_texts([texts[i] for i in data.warm_ids])  # type: ignore[attr-defined]
+    start = time.perf_counter()
+    report = model.fit(
+        data.train_warm, EvalTask.from_interactions(data.train_warm, data.valid_warm)
+    )
+    info.update(train_seconds=time.perf_counter() - start, epochs=report.epochs)
+    info["best_epoch"] = report.best_epoch
+    start = time.perf_counter()
+    added = model.add_items({i: texts[i] for i in data.cold_ids})
+    info["add_items_seconds"] = time.perf_counter() - start
+    assert added.added == data.cold_ids and model.item_map is not None
+    assert model.item_map.to_list() == data.full_map.to_list()
+    return {model_name: model}, info
+
+
+def fit_in_catalog(
+    model: BaseRecommender, texts: dict[str, str], data: ColdItemData, info: dict[str, Any]
+) -> tuple[dict[str, BaseRecommender], dict]:
+    """The fused model with the cold items in the training catalog (``lmrec train`` style)."""
+    assert isinstance(model, TextSeqRecommender)
+    model.set_item_texts([texts[i] for i in data.full_map.to_list()])
+    start = time.perf_counter()
+    # Keep the id rows as training left them, to measure what zeroing them changes.
+    with mock.patch.object(TextSeqModule, "clear_id_embeddings", lambda self, items: None):
+        report = model.fit(
+            data.train_full, EvalTask.from_interactions(data.train_full, data.valid_full)
+        )
+    info.update(train_seconds=time.perf_counter() - start, epochs=report.epochs)
+    info["best_epoch"] = report.best_epoch
+    module = model.module
+    assert module is not None and module.id_embedding is not None
+    weights = module.id_embedding.weight.detach()
+    unseen = torch.from_numpy(data.train_full.item_counts() == 0)
+    cold = torch.zeros(len(weights), dtype=torch.bool)
+    cold[len(data.warm_ids) :] = True
+    info["id_norm_cold_as_trained"] = float(weights[cold].norm(dim=1).mean())
+    info["id_norm_warm"] = float(weights[~unseen].norm(dim=1).mean())
+    trained = copy.deepcopy(model)
+    module.clear_id_embeddings(unseen)
+    return {"text-fusion-incat (ids as trained)": trained, "text-fusion-incat": model}, info
+
+
+def trained_models(
+    name: str, data: ColdItemData, epochs: int | None, reuse: bool
+) -> tuple[dict[str, BaseRecommender], dict[str, Any]]:
+    """Fit a row's model(s) and keep them under ``runs/coldstart-items/`` (or load them from
+    there with ``reuse``), so the evaluation can change without training again."""
+    folder = MODELS_DIR / data.dataset.name / name
+    info_file = folder / "info.json"
+    if reuse and info_file.exists():
+        saved = json.loads(info_file.read_text())
+        models = {row: load_model(folder / _slug(row)) for row in saved["rows"]}
+        return models, saved["info"]
+    models, info = fit_model(name, data, epochs)
+    for row, model in models.items():
+        model.save(folder / _slug(row))
+    info_file.write_text(json.dumps({"rows": list(models), "info": info}, indent=2))
+    return models, info
+
+
+def _slug(row: str) -> str:
+    return row.replace(" ", "-").replace("(", "").replace(")", "")
+
+
+# ------------------------------------------------------------------------------- evaluation
+def query_metrics(model: BaseRecommender, queries: Queries) -> dict[str, np.ndarray]:
+    """Per query NDCG@k and Recall@k, full ranking with pessimistic ties."""
+    ranks: list[np.ndarray] = []
+    for start in range(0, len(queries), BATCH):
+        stop = start + BATCH
+        scores = model.score(queries.users[start:stop], queries.inputs[start:stop])
+        ranks.extend(target_ranks(scores, queries.targets[start:stop], queries.exclude[start:stop]))
+    out = {}
+    for k in KS:
+        out[f"ndcg@{k}"] = ndcg_at_k(ranks, k)
+        out[f"recall@{k}"] = recall_at_k(ranks, k)
+    return out
+
+
+def evaluate(model: BaseRecommender, data: ColdItemData) -> dict[str, float]:
+    out: dict[str, float] = {}
+    parts = {"warm": query_metrics(model, data.warm), "cold": query_metrics(model, data.cold)}
+    for part, values in parts.items():
+        out.update({f"{part}_{key}": float(v.mean()) for key, v in values.items()})
+    for key in parts["warm"]:
+        both = np.concatenate([parts["warm"][key], parts["cold"][key]])
+        out[f"overall_{key}"] = float(both.mean())
+    every = Evaluator(ks=KS, batch_size=BATCH).evaluate(model, data.all_targets_task)
+    out["all_targets_ndcg@10"] = every.metrics["ndcg@10"]
+    out["all_targets_recall@10"] = every.metrics["recall@10"]
+    return out
+
+
+# ------------------------------------------------------------------------------- results
+def load_rows() -> list[dict[str, Any]]:
+    return json.loads(OUT_JSON.read_text())["rows"] if OUT_JSON.exists() else []
+
+
+def load_data_info() -> dict[str, Any]:
+    return json.loads(OUT_JSON.read_text()).get("datasets", {}) if OUT_JSON.exists() else {}
+
+
+def save(rows: list[dict[str, Any]], datasets: dict[str, Any]) -> None:
+    order = {m: j for j, m in enumerate(ALL_MODELS)}
+    rows = sorted(
+        rows,
+        key=lambda r: (
+            list(DATASETS).index(r["dataset"]),
+            order.get(r["model"].split(" (")[0], 99),
+            r["model"],
+        ),
+    )
+    OUT_JSON.parent.mkdir(parents=True, exist_ok=True)
+    OUT_JSON.write_text(json.dumps({"datasets": datasets, "rows": rows}, indent=2) + "\n")
+    OUT_MD.write_text(markdown(rows, datasets))
+
+
+def markdown(rows: list[dict[str, Any]], datasets: dict[str, Any]) -> str:
+    from lmrec.evaluation import markdown_table
+
+    lines = ["# Cold-start items", ""]
+    for dataset in DATASETS:
+        mine = [r for r in rows if r["dataset"] == dataset]
+        if not mine:
+            continue
+        info = datasets.get(dataset, {})
+        best_id_cold = max(
+            (r["metrics"]["cold_ndcg@10"] for r in mine if r["model"] in ID_MODELS), default=None
+        )
+        sasrec = next((r for r in mine if r["model"] == "sasrec"), None)
+        table = []
+        for r in mine:
+            m = r["metrics"]
+            table.append(
+                {
+                    "model": r["model"],
+                    "warm ndcg@10": m["warm_ndcg@10"],
+                    "warm R@10": m["warm_recall@10"],
+                    "cold ndcg@10": m["cold_ndcg@10"],
+                    "cold R@10": m["cold_recall@10"],
+                    "overall ndcg@10": m["overall_ndcg@10"],
+                    "overall R@10": m["overall_recall@10"],
+                    "cold / warm": m["cold_ndcg@10"] / m["warm_ndcg@10"]
+                    if m["warm_ndcg@10"]
+                    else None,
+                    "overall vs sasrec": m["overall_ndcg@10"] / sasrec["metrics"]["overall_ndcg@10"]
+                    if sasrec
+                    else None,
+                    "warm vs sasrec": m["warm_ndcg@10"] / sasrec["metrics"]["warm_ndcg@10"]
+                    if sasrec
+                    else None,
+                    "all targets ndcg@10": m["all_targets_ndcg@10"],
+                    "epochs": r.get("epochs"),
+                    "train s": r.get("train_seconds"),
+                    "add s": r.get("add_items_seconds"),
+                }
+            )
+        columns = list(table[0])
+        title = (
+            f"{dataset}: {info.get('cold_items')} of {info.get('items')} items cold "
+            f"({info.get('cold_test_interactions')} test interactions); "
+            f"{info.get('warm_queries')} warm and {info.get('cold_queries')} cold queries"
+        )
+        lines += [markdown_table(table, columns, title=title, float_fmt=".4f"), ""]
+        if best_id_cold is not None:
+            lines.append(
+                f"- The id models' best cold NDCG@10 is {best_id_cold:.4f}: they have no "
+                "data on an item without interactions and rank it below every item they know."
+            )
+        for r in mine:
+            if r["model"] in TEXT_MODELS:
+                m = r["metrics"]
+                kept = m["cold_ndcg@10"] / m["warm_ndcg@10"]
+                verdict = "meets" if kept >= GOAL else "misses"
+                lines.append(
+                    f"- {r['model']} keeps {kept:.0%} of its warm NDCG@10 on cold items "
+                    f"({verdict} the goal of {GOAL:.0%})."
+                )
+        incat = {r["model"]: r for r in mine if r["model"].startswith("text-fusion-incat")}
+        if len(incat) == 2:
+            zeroed = incat["text-fusion-incat"]
+            raw = incat["text-fusion-incat (ids as trained)"]
+            lines.append(
+                "- Trained with the cold items in its catalog (as `lmrec train --split cold_item`"
+                " does), the fused model's cold-item id embeddings drift as negatives (mean "
+                f"norm {zeroed.get('id_norm_cold_as_trained', float('nan')):.3f} vs "
+                f"{zeroed.get('id_norm_warm', float('nan')):.3f} for trained items): cold "
+                f"NDCG@10 {raw['metrics']['cold_ndcg@10']:.4f} as trained, "
+                f"{zeroed['metrics']['cold_ndcg@10']:.4f} with them zeroed (what the model does "
+                "now for items without a training interaction)."
+            )
+        lines.append("")
+    meta = rows[-1] if rows else {}
+    lines += [
+        "## Protocol",
+        "",
+        "- Split: `cold_item_split(cold_frac=0.15, seed=0)`: 15% of the items with "
+        "interactions are held out with all their interactions (test only); the other "
+        "interactions are split leave-one-out by time (last = test, second last = validation).",
+        "- Text models (`text-mean`, `text-frozen`, `text-fusion`) are trained on a catalog "
+        "without the cold items, which are then added with `add_items` (their dataset text, "
+        "the model's own encoder; a zero id embedding in the fused model) without retraining "
+        "(`add s`). Id models (`pop`, `itemknn`, `sasrec`) are trained on the whole catalog, "
+        "where the cold items have no interaction. `text-fusion-incat` is the fused model "
+        "trained with the cold items in its catalog (negatives, never targets), as "
+        '`lmrec train` with `split = "cold_item"` trains it.',
+        "- Queries, full ranking over all items with pessimistic ties, one target each; every "
+        "other item the user interacted with (in train, validation or test) is left out of the "
+        "ranking. A *warm* query per user: their leave-one-out test item, the model reading "
+        "their train + validation history. A *cold* query per user with a cold-item "
+        "interaction: one drawn at random (seed 0), the model reading their train + "
+        "validation interactions before it in time (queries with an empty history skipped); "
+        "their later items are excluded from the ranking, not shown to the model. `overall` "
+        "averages all queries. With one target, Recall@10 is the hit rate.",
+        "- `all targets ndcg@10` is what `lmrec train` reports on this split: one query per "
+        "user whose targets are every test item (the warm one and all cold ones), history "
+        "= train + validation. Many targets per user make it larger and not comparable with "
+        "the one-target columns.",
+        "- `cold / warm`: the model's cold NDCG@10 over its own warm NDCG@10 (the goal: at "
+        "least 50% for the text models). `overall vs sasrec` and `warm vs sasrec`: the "
+        "overall and warm NDCG@10 over SASRec's.",
+        f"- Hyperparameters from `configs/<model>-<dataset>.toml` with epochs capped "
+        f"({json.dumps(EPOCHS)}) to fit the CPU budget; early stopping on validation "
+        "NDCG@10 (warm items only).",
+        "- `train s` and `add s` are wall-clock seconds on a machine shared with other jobs "
+        "(compare them only roughly); `add s` encodes every cold item and indexes it.",
+        f"- Machine: {meta.get('machine')}, torch threads {meta.get('threads')}; command "
+        f"`{meta.get('command')}`; {meta.get('date')}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--models", nargs="+", choices=ALL_MODELS)
+    parser.add_argument("--cold-frac", type=float, default=0.15)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--tables-only", action="store_true", help="rewrite the .md only")
+    parser.add_argument("--epochs", type=int, help="cap every trained model's epochs (smoke)")
+    parser.add_argument("--out", type=Path, help="write <out>.json and <out>.md instead")
+    parser.add_argument(
+        "--reuse", action="store_true", help="load the models kept in runs/coldstart-items/"
+    )
+    args = parser.parse_args()
+    global OUT_JSON, OUT_MD, MODELS_DIR
+    if args.out is not None:
+        OUT_JSON, OUT_MD = args.out.with_suffix(".json"), args.out.with_suffix(".md")
+        MODELS_DIR = args.out.parent / "models"
+    rows, datasets = load_rows(), load_data_info()
+    if args.tables_only:
+        save(rows, datasets)
+        return
+    torch.set_num_threads(args.threads)
+    meta = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "threads": args.threads,
+        "command": "python " + " ".join(sys.argv),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    for dataset in args.datasets:
+        start = time.perf_counter()
+        data = ColdItemData(load_dataset(dataset), args.cold_frac, args.seed)
+        datasets[dataset] = data.summary()
+        print(f"[{dataset}] data ready in {time.perf_counter() - start:.1f} s: {data.summary()}")
+        for name in args.models or DEFAULT_MODELS[dataset]:
+            models, info = trained_models(name, data, args.epochs, args.reuse)
+            for row_name, model in models.items():
+                start = time.perf_counter()
+                metrics = evaluate(model, data)
+                row = {
+                    "dataset": dataset,
+                    "model": row_name,
+                    "metrics": metrics,
+                    **info,
+                    "eval_seconds": time.perf_counter() - start,
+                    **meta,
+                }
+                rows = [r for r in rows if (r["dataset"], r["model"]) != (dataset, row_name)]
+                rows.append(row)
+                save(rows, datasets)
+                shown = ", ".join(
+                    f"{k} {metrics[k]:.4f}"
+                    for k in ("warm_ndcg@10", "cold_ndcg@10", "overall_ndcg@10")
+                )
+                print(f"[{dataset}] {row_name}: {shown}; {info}", flush=True)
+    print(OUT_MD.read_text())
+
+
+if __name__ == "__main__":
+    main()
