@@ -358,3 +358,29 @@ def test_private_ctr_head_fit_is_example_level(movielens_like: Path) -> None:
     assert p["steps"] == 2 * 4 and np.isfinite(p["epsilon"]) and p["epsilon"] > 0
     with pytest.raises(ConfigError, match=r"tuning\.strategy"):
         CTRModel(trainer=trainer, tuning={"strategy": "prefix"}).fit(data, split.train)
+
+
+def test_private_text_seq_fit_with_lora_trains_the_adapters() -> None:
+    train = planted_data()[0]
+    trainer = {
+        "epochs": 1,
+        "batch_size": 8,
+        "lr": 0.01,
+        "patience": None,
+        "seed": 1,
+        "dp": {"noise_multiplier": 1.0, "max_grad_norm": 1.0},
+    }
+    model = TextSeqRecommender(
+        {**SMALL, "fresh_items": 8},
+        trainer=trainer,
+        tuning={"strategy": "lora", "lora_r": 2, "lr_scale": 1.0},
+    )
+    model.set_item_texts(_texts())
+    report = model.fit(train)
+    p = report.privacy
+    assert p["unit"] == "user" and p["steps"] >= 1 and np.isfinite(p["epsilon"])
+    tuned = model.tuned_encoder()
+    assert tuned is not None
+    lora = {k: v for k, v in tuned.trainable_state_dict().items() if "lora_B" in k}
+    assert lora and any(float(v.abs().sum()) > 0 for v in lora.values())  # B starts at zero
+    assert np.isfinite(model.score(np.array([0]), [train.sequences()[0]])).all()

@@ -245,3 +245,24 @@ def test_two_apps_in_one_process(store: Store, knn_run: Path) -> None:
     # metrics live in a registry per app: a second app does not clash with the first
     first = list(make_api(store, knn_run))
     assert first[0].client.get("/healthz").status_code == 200
+
+
+def test_a_runs_diversity_setting_applies_unless_the_request_overrides_it(knn_api: Api) -> None:
+    from lmrec.diversity import DiversityConfig
+
+    plain = recommend(knn_api, "2", k=10)
+    spread = recommend(knn_api, "2", k=10, diversity=0.9)
+    pipeline = knn_api.service.current.pipeline
+    pipeline.diversity = DiversityConfig(method="mmr", lam=0.9)  # as a [diversity] table sets
+    try:
+        assert ids(recommend(knn_api, "2", k=10)) == ids(spread)
+        assert ids(recommend(knn_api, "2", k=10, diversity=0.0)) == ids(plain)
+        body = {"history": ["1", "2", "3"], "k": 10}
+        r = knn_api.client.post("/v1/recommendations", json=body, headers=knn_api.auth("read"))
+        r0 = knn_api.client.post(
+            "/v1/recommendations", json={**body, "diversity": 0.0}, headers=knn_api.auth("read")
+        )
+        assert r.status_code == r0.status_code == 200
+        assert ids(r.json()) != ids(r0.json())
+    finally:
+        pipeline.diversity = None

@@ -66,7 +66,13 @@ UserId = Annotated[str, Path(min_length=1, max_length=ID_CHARS, pattern=ID_PATTE
 ItemId = Annotated[str, Path(min_length=1, max_length=ID_CHARS, pattern=ID_PATTERN)]
 K = Annotated[int, Query(ge=1, le=MAX_K, description="How many items.")]
 Diversity = Annotated[
-    float, Query(ge=0.0, le=1.0, allow_inf_nan=False, description="0: plain; 1: most diverse.")
+    float | None,
+    Query(
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="0: plain; 1: most diverse. Omitted: the run's [diversity] setting.",
+    ),
 ]
 
 
@@ -175,8 +181,8 @@ def create_app(service: RecommendationService) -> FastAPI:
     def user_recommendations(
         user_id: UserId,
         k: K = 10,
-        diversity: Diversity = 0.0,
-        diversity_method: Annotated[DiversityMethod, Query()] = "mmr",
+        diversity: Diversity = None,
+        diversity_method: Annotated[DiversityMethod | None, Query()] = None,
         explain: Annotated[bool, Query(description="Attach why each item was chosen.")] = False,
     ) -> RecommendationList:
         """Top ``k`` for a user, from their training history and every event stored since."""

@@ -345,8 +345,8 @@ class RecommendationService:
         user_id: str,
         *,
         k: int = 10,
-        diversity: float = 0.0,
-        diversity_method: str = "mmr",
+        diversity: float | None = None,
+        diversity_method: str | None = None,
         explain: bool = False,
     ) -> Recommendations:
         """Top ``k`` for a user: training history (unless forgotten) + events stored since.
@@ -391,8 +391,8 @@ class RecommendationService:
         text: str | None = None,
         *,
         k: int = 10,
-        diversity: float = 0.0,
-        diversity_method: str = "mmr",
+        diversity: float | None = None,
+        diversity_method: str | None = None,
         explain: bool = False,
         exclude_seen: bool = True,
     ) -> Recommendations:

@@ -104,8 +104,14 @@ class RecommendRequest(_Body):
         description="Stated preferences.",
     )
     k: int = Field(default=10, ge=1, le=MAX_K)
-    diversity: float = Field(default=0.0, ge=0.0, le=1.0, allow_inf_nan=False)
-    diversity_method: DiversityMethod = "mmr"
+    diversity: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="0: plain; 1: most diverse. Omitted: the run's [diversity] setting.",
+    )
+    diversity_method: DiversityMethod | None = None
     explain: bool = False
     exclude_seen: bool = True
 
