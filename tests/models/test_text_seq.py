@@ -9,6 +9,7 @@ import pytest
 import torch
 from contract import N_ITEMS, N_USERS, RecommenderContract, planted_data
 
+from lmrec.data.schema import InteractionData
 from lmrec.errors import ConfigError
 from lmrec.models import build_model, load_model
 from lmrec.models.base import BaseRecommender
@@ -272,3 +273,27 @@ def test_module_is_causal_and_shapes_are_right() -> None:
     logits = module.logits(hidden[:, -1], table)
     assert logits.shape == (2, 10)
     assert logits.abs().max() <= 1.0 / 0.1 + 1e-5  # cosine / temperature is bounded
+
+
+def test_items_without_training_interactions_are_not_softmax_candidates() -> None:
+    train = planted_data()[0]
+    held_out = 7
+    keep = train.items != held_out
+    train = InteractionData(
+        train.user_map, train.item_map, train.users[keep], train.items[keep], train.timestamps[keep]
+    )
+    config = {**SMALL, "trainer": {**SMALL["trainer"], "epochs": 3}}
+    texts = planted_texts()
+    other = list(texts)
+    other[held_out] = "a completely different text about cooking pasta"
+    runs = []
+    for item_texts in (texts, other):
+        model = TextSeqRecommender(config)
+        model.set_item_texts(item_texts)
+        model.fit(train)
+        runs.append(model.score(np.array([0]), [np.array([1, 2, 3])])[0])
+    # The held-out item's text reaches no loss, so training is the same; only its own score
+    # differs (a cold item's text still scores it).
+    others = np.arange(N_ITEMS) != held_out
+    np.testing.assert_allclose(runs[0][others], runs[1][others], rtol=1e-5, atol=1e-6)
+    assert runs[0][held_out] != runs[1][held_out]

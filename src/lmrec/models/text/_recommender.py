@@ -167,12 +167,18 @@ class TextSeqRecommender(TextRecommenderBase):
             raise DataError("text_seq needs at least one training interaction, got none")
         key = self._checkpoint_key(train, texts)
         run_options = self._run_options()
+        trained = train.item_counts() > 0  # the softmax's candidates (see TextSequenceTask)
         warm_start = self.tuned is not None and cfg.encoder_trainer is not None
         if warm_start:
             assert item_inputs is not None and cfg.encoder_trainer is not None
             # Stage 1: the rest of the model learns on the untouched encoder's vectors.
             stage1 = TextSequenceTask(
-                TextSeqNetwork(module, None), inputs, targets, cfg.trainer.batch_size, 1
+                TextSeqNetwork(module, None),
+                inputs,
+                targets,
+                cfg.trainer.batch_size,
+                1,
+                candidates=trained,
             )
             start = time.perf_counter()
             module.text_vectors.copy_(item_inputs.encode_all())
@@ -191,6 +197,7 @@ class TextSeqRecommender(TextRecommenderBase):
                 cfg.encoder_trainer.batch_size,
                 cfg.fresh_items,
                 item_inputs,
+                trained,
             )
             task.stale = False  # the cache holds the untouched encoder's vectors
             second = self._train(
@@ -209,11 +216,12 @@ class TextSeqRecommender(TextRecommenderBase):
                 cfg.trainer.batch_size,
                 cfg.fresh_items,
                 item_inputs,
+                trained,
             )
             report = self._train(task, cfg.trainer, run_options, valid, key)
         module.eval()
-        # An item without a training interaction got no id signal, only pushes away as a
-        # negative; serve it from its text alone, as id dropout trained the model to.
+        # An item without a training interaction got no id signal (and was no candidate in
+        # the softmax); serve it from its text alone, as id dropout trained the model to.
         module.clear_id_embeddings(torch.from_numpy(train.item_counts() == 0))
         self.encode_seconds += task.encode_seconds
         report.encode_seconds = self.encode_seconds

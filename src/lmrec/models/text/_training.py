@@ -110,6 +110,9 @@ class TextSequenceTask(SequenceTask):
         batch_size: Sequences per batch (per process under DDP).
         fresh_items: Most items per batch re-encoded with gradients.
         item_inputs: Encoder inputs per item; required when the encoder trains.
+        candidates: ``(n_items,)`` bool, the items the softmax ranks each target against;
+            ``None``: all. Items without a training interaction are left out, so an item
+            held out of training (a cold item) is never learned as a mere negative.
     """
 
     def __init__(
@@ -120,8 +123,12 @@ class TextSequenceTask(SequenceTask):
         batch_size: int,
         fresh_items: int,
         item_inputs: ItemInputs | None = None,
+        candidates: np.ndarray | None = None,
     ) -> None:
         super().__init__(network, inputs, targets, batch_size)
+        self.blocked: torch.Tensor | None = None
+        if candidates is not None and not bool(np.all(candidates)):
+            self.blocked = torch.from_numpy(~np.asarray(candidates, dtype=bool))
         self.text_network = network
         self.fresh_items = fresh_items
         self.item_inputs = item_inputs
@@ -171,8 +178,14 @@ class TextSequenceTask(SequenceTask):
         inputs, targets, *fresh = batch
         hidden, table = self.module(inputs, *fresh)
         real = targets != _IGNORE
-        logits = self.text_network.seq.logits(hidden[real], table)
+        logits = self._training_logits(hidden[real], table)
         return F.cross_entropy(logits, targets[real])
+
+    def _training_logits(self, hidden: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        logits = self.text_network.seq.logits(hidden, table)
+        if self.blocked is None:
+            return logits
+        return logits.masked_fill(self.blocked.to(logits.device), float("-inf"))
 
     # -- DP-SGD (lmrec.privacy.dp): one user's sequence is one privacy unit ----------------
     privacy_unit = "user"
@@ -220,7 +233,7 @@ class TextSequenceTask(SequenceTask):
         """One user's loss: mean cross-entropy over the real slots of their sequence."""
         tokens, targets = sample
         hidden, table = forward(tokens, *shared)
-        logits = self.text_network.seq.logits(hidden[0], table)
+        logits = self._training_logits(hidden[0], table)
         return masked_cross_entropy(logits, targets[0])
 
 
