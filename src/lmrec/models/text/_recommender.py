@@ -353,7 +353,8 @@ class TextSeqRecommender(TextRecommenderBase):
         if len(histories) == 0:
             return out
         was_training = module.training
-        module.eval()
+        if was_training:  # eval() walks every submodule: skip it when serving
+            module.eval()
         device = module.text_vectors.device
         step = self.config.score_batch_size
         with torch.no_grad():
@@ -363,7 +364,8 @@ class TextSeqRecommender(TextRecommenderBase):
                 tokens = encode_histories(chunk, self.config.max_len, module.start_token)
                 hidden = module(torch.from_numpy(tokens).to(device), table)[:, -1]
                 out[start : start + len(chunk)] = module.logits(hidden, table).float().cpu()
-        module.train(was_training)
+        if was_training:
+            module.train()
         return out
 
     # ------------------------------------------------------------------------- persistence

@@ -228,7 +228,8 @@ class SASRecRecommender(BaseRecommender):
         if len(histories) == 0:
             return out
         was_training = network.training
-        network.eval()
+        if was_training:  # eval() walks every submodule: skip it when serving
+            network.eval()
         device = network.item_embedding.weight.device
         step = self.config.score_batch_size
         with torch.no_grad():
@@ -237,7 +238,8 @@ class SASRecRecommender(BaseRecommender):
                 tokens = encode_histories(chunk, self.config.max_len, network.start_token)
                 hidden = network(torch.from_numpy(tokens).to(device))[:, -1]
                 out[start : start + len(chunk)] = network.logits(hidden).float().cpu().numpy()
-        network.train(was_training)
+        if was_training:
+            network.train()
         return out
 
     def _save_state(self, path: Path) -> None:
