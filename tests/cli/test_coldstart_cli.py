@@ -10,22 +10,6 @@ from test_cli import write_config
 
 from lmrec.cli.main import main
 
-TEXT_MODEL = """type = "text_seq"
-dim = 16
-max_len = 10
-[model.trainer]
-epochs = 2
-batch_size = 16
-lr = 0.01"""
-
-
-@pytest.fixture(scope="module")
-def text_run(movielens_like: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("coldstart-cli")
-    cfg = write_config(root / "c.toml", movielens_like, root / "runs", TEXT_MODEL)
-    assert main(["train", "--config", str(cfg), "--no-progress"]) == 0
-    return root / "runs" / "t"
-
 
 def ranked_lines(out: str) -> list[str]:
     return [line for line in out.splitlines() if line.strip()[:2].rstrip(".").isdigit()]

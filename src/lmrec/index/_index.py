@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from lmrec.concurrency import ReadWriteLock
 from lmrec.errors import ConfigError, DataError, UnknownIdError
 from lmrec.index._backend import _faiss
 from lmrec.index._config import IndexConfig, IndexKind, index_config
-from lmrec.index._lock import _ReadWriteLock
 from lmrec.index._storage import load_index, save_index
 
 
@@ -65,7 +65,7 @@ class VectorIndex:
             raise ConfigError(f"dim must be a positive integer, got {dim!r}")
         self.dim = int(dim)
         self.config = index_config(config, **overrides)
-        self._rw = _ReadWriteLock()
+        self._rw = ReadWriteLock()
         self._write_mutex = threading.Lock()
         # Row r of the faiss index belongs to _row_ids[r]; _rows maps each live id to its row.
         self._index: Any = None

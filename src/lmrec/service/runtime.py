@@ -27,14 +27,14 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from lmrec.concurrency import ReadWriteLock
 from lmrec.errors import ConfigError, LmrecError, ModelFileError, UnknownIdError
 from lmrec.pipeline import Pipeline, PipelineRecommendation
 from lmrec.service.batching import ScoreBatcher
@@ -92,45 +92,6 @@ def cosine_index(ids: list[str], vectors: np.ndarray) -> SimilarItemIndex:
     from lmrec.index import VectorIndex
 
     return VectorIndex.build(ids, vectors, {"metric": "cosine"})
-
-
-class ReadWriteLock:
-    """Many readers or one writer; a waiting writer holds new readers back."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writing = False
-        self._waiting = 0
-
-    @contextmanager
-    def read(self) -> Iterator[None]:
-        with self._cond:
-            while self._writing or self._waiting:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
-
-    @contextmanager
-    def write(self) -> Iterator[None]:
-        with self._cond:
-            self._waiting += 1
-            while self._writing or self._readers:
-                self._cond.wait()
-            self._waiting -= 1
-            self._writing = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writing = False
-                self._cond.notify_all()
 
 
 def run_version(run_dir: Path) -> str:

@@ -1,4 +1,5 @@
-"""The readers-writer lock that lets searches run in parallel with one writer at a time."""
+"""A readers-writer lock: reads (index searches, recommendations) run in parallel, one writer
+at a time (index updates, live item changes in the service)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
-class _ReadWriteLock:
+class ReadWriteLock:
     """Many readers or one writer; a waiting writer holds new readers back (no starvation)."""
 
     def __init__(self) -> None:
