@@ -310,10 +310,94 @@ async def drive(
     return latencies, errors, items, answered
 
 
+WRK_SCRIPT = Path(__file__).resolve().parent / "load" / "users.lua"
+
+
+def wrk_run(
+    port: int,
+    key: str,
+    users_file: Path,
+    *,
+    clients: int,
+    diversity: float,
+    k: int,
+    seconds: float,
+    seed: int,
+) -> dict[str, Any]:
+    """One ``wrk`` run (one client thread, ``clients`` keep-alive connections); its JSON line."""
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{clients}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(WRK_SCRIPT),
+        f"http://127.0.0.1:{port}",
+        "--",
+        key,
+        str(users_file),
+        str(k),
+        str(diversity),
+        str(seed),
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    line = next(x for x in out.splitlines()[::-1] if x.startswith("{"))
+    return dict(json.loads(line))
+
+
+def measure_wrk(
+    catalog: str,
+    server: Server,
+    users: list[str],
+    args: argparse.Namespace,
+    diversity: float,
+    clients: int,
+) -> Cell:
+    """A cell driven by wrk: a warm-up run, then the measured run."""
+    users_file = Path(server.log).with_name("users.txt")
+    users_file.write_text("\n".join(users) + "\n")
+    common = {"clients": clients, "diversity": diversity, "k": args.k, "seed": args.seed}
+    cpu_before = server.cpu_seconds()
+    warm = wrk_run(server.port, server.key, users_file, seconds=args.warmup, **common)
+    got = wrk_run(server.port, server.key, users_file, seconds=args.duration, **common)
+    cpu = server.cpu_seconds() - cpu_before
+    window = got["duration_us"] / 1e6
+    errors = sum(got[e] for e in ("connect", "read", "write", "status", "timeout"))
+    errors += got["requests"] - got["ok"] - got["status"]  # answers that are not a 200
+    return Cell(
+        catalog=catalog,
+        diversity=diversity,
+        clients=clients,
+        requests=got["ok"],
+        errors=max(errors, 0),
+        seconds=window,
+        rps=got["ok"] / window,
+        p50_ms=got["p50_us"] / 1000.0,
+        p95_ms=got["p95_us"] / 1000.0,
+        p99_ms=got["p99_us"] / 1000.0,
+        max_ms=got["max_us"] / 1000.0,
+        mean_items=got["items"] / max(got["ok"], 1),
+        server_cpu_ms=1000.0 * cpu / max(got["requests"] + warm["requests"], 1),
+    )
+
+
 def measure(catalog: str, server: Server, users: list[str], args: argparse.Namespace) -> list[Cell]:
     cells = []
     for diversity in args.diversity:
         for clients in args.clients:
+            if args.client == "wrk":
+                cell = measure_wrk(catalog, server, users, args, diversity, clients)
+                print(
+                    f"  {catalog:<15} diversity {diversity:<4} clients {clients:>3}: "
+                    f"{cell.rps:7.1f} req/s  p50 {cell.p50_ms:6.1f}  p95 {cell.p95_ms:6.1f}  "
+                    f"p99 {cell.p99_ms:6.1f} ms  server CPU {cell.server_cpu_ms:5.1f} ms/req  "
+                    f"errors {cell.errors}  (wrk)",
+                    flush=True,
+                )
+                cells.append(cell)
+                continue
             cpu_before = server.cpu_seconds()
             lat, errors, items, answered = asyncio.run(
                 drive(
@@ -440,8 +524,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
     parser.add_argument("--threads", type=int, default=1, help="server torch/faiss threads")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--client",
+        choices=["auto", "wrk", "python"],
+        default="auto",
+        help="load generator: wrk (C, Debian package `wrk`; the default when it is on PATH) "
+        "or the asyncio client of this script",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "load")
     args = parser.parse_args(argv)
+    if args.client == "auto":
+        args.client = "wrk" if shutil.which("wrk") else "python"
+    elif args.client == "wrk" and not shutil.which("wrk"):
+        parser.error("--client wrk needs wrk on PATH (apt-get install wrk)")
     if max(args.clients) > 256 or args.duration > 120:
         parser.error("at most 256 clients and 120 s per row")
 

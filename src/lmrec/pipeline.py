@@ -362,16 +362,7 @@ class Pipeline:
             default.candidates,
             cap,
         )
-        user_index = -1
-        if user_id is not None:
-            user_map = self.retrieval._require(self.retrieval.user_map)
-            user_index = user_map.index(user_id)
-        if history is not None:
-            hist = self._history_indices(history)
-        elif user_id is not None:
-            hist = self.retrieval.history_of(user_id)
-        else:
-            hist = np.zeros(0, dtype=np.int64)
+        user_index, hist = self.query_indices(user_id, history)
         if query is not None:
             from lmrec.coldstart import ColdStartScorer
 
@@ -388,26 +379,27 @@ class Pipeline:
         scores = retrieval
         if self.ranker is not None and query is None:
             scores = self.score(np.array([user_index]), [hist])[0].astype(np.float64)
-        if exclude_seen and len(hist):
-            scores = scores.copy()
-            scores[hist] = -np.inf
+        masked = [hist] if exclude_seen and len(hist) else []
         if exclude is not None:
             known = self.retrieval._require(self.retrieval.item_map)
-            gone = [known.index(i) for i in exclude if i in known]
-            if gone:
-                scores = scores.copy()
-                scores[gone] = -np.inf
-        n_ok = int(np.isfinite(scores).sum())
-        k = min(k, n_ok)
-        if k == 0:
-            return []
+            masked.append(np.asarray([known.index(i) for i in exclude if i in known], dtype=int))
+        if any(len(m) for m in masked):
+            scores = scores.copy()
+            for m in masked:
+                scores[m] = -np.inf
         if spread.active:
+            k = min(k, int(np.isfinite(scores).sum()))
+            if k == 0:
+                return []
             top = self._diversified_top(scores, k, spread)
         else:
             from lmrec.models.ctr import top_candidates
 
-            # ties to the lower item index, as the evaluator and the re-rankers break them
+            # ties to the lower item index, as the evaluator and the re-rankers break them;
+            # fewer than k when fewer items are left
             top = top_candidates(scores, np.zeros(0, dtype=np.int64), k)
+            if len(top) == 0:
+                return []
         probs: dict[int, float] = {}
         if self.ranker is not None and query is None:
             shown = [int(i) for i in top]
@@ -435,6 +427,29 @@ class Pipeline:
                 )
             )
         return out
+
+    def query_indices(
+        self, user_id: str | None, history: Sequence[str] | None
+    ) -> tuple[int, np.ndarray]:
+        """The model's user index (-1: none) and history item indices :meth:`recommend` scores.
+
+        ``history`` wins over the user's training history; neither gives an empty one.
+        A batching caller scores these ahead and hands the rows in through ``score_with``.
+
+        Raises:
+            UnknownIdError: The user or an item of the history is unknown.
+        """
+        user_index = -1
+        if user_id is not None:
+            user_map = self.retrieval._require(self.retrieval.user_map)
+            user_index = user_map.index(user_id)
+        if history is not None:
+            hist = self._history_indices(history)
+        elif user_id is not None:
+            hist = self.retrieval.history_of(user_id)
+        else:
+            hist = np.zeros(0, dtype=np.int64)
+        return user_index, hist
 
     # ------------------------------------------------------------------------- new items
     def add_items(self, items: Iterable[NewItem | Mapping[str, Any]]) -> AddedItems:

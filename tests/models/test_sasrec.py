@@ -17,6 +17,7 @@ from lmrec.models.base import BaseRecommender, FitOptions
 from lmrec.models.baselines.sasrec import SASRecConfig, SASRecModule, SASRecRecommender
 from lmrec.models.baselines.sasrec._recommender import (
     SequenceTask,
+    _same_target_groups,
     encode_histories,
     training_sequences,
 )
@@ -282,3 +283,42 @@ def test_label_smoothing_raises_the_loss_of_a_confident_model(
     assert float(smooth) > float(plain) + 0.1
     with pytest.raises(ConfigError, match="label_smoothing"):
         SASRecRecommender(label_smoothing=1.0)
+
+
+def test_same_target_groups_and_partners() -> None:
+    groups = _same_target_groups(np.array([3, 1, 3, 2, 1, 3]))
+    assert [g.tolist() for g in groups] == [[0, 2, 5], [1, 4], [0, 2, 5], [3], [1, 4], [0, 2, 5]]
+    network = _network()
+    seqs = [np.array([1, 2, 3]), np.array([4, 3]), np.array([5, 6, 3]), np.array([0, 1])]
+    inputs, targets = training_sequences(seqs, 10, network.start_token)
+    task = SequenceTask(
+        network, inputs, targets, 4, contrastive="same_target", contrastive_weight=0.1
+    )
+    picks = task._pick_partners(torch.arange(4), torch.Generator().manual_seed(0))
+    # a row ending in item 3 gets another such row; the row ending in 1 keeps itself
+    assert picks[3] == 3 and all(int(picks[j]) in {0, 1, 2} - {j} for j in range(3))
+
+
+@pytest.mark.parametrize("mode", ["dropout", "same_target"])
+def test_contrastive_regulariser_adds_a_finite_loss_and_trains(mode: str) -> None:
+    config = SASRecConfig(**{**SMALL, "contrastive": mode, "contrastive_weight": 0.5})
+    config.trainer.epochs = 3
+    model = SASRecRecommender(config)
+    report = model.fit(planted_data()[0])
+    assert all(np.isfinite(row["loss"]) for row in report.history)
+    network = model.network
+    assert network is not None
+    inputs, targets = training_sequences(
+        planted_data()[0].sequences(), SMALL["max_len"], network.start_token
+    )
+    first = torch.randn(6, 8)
+    task = SequenceTask(network, inputs, targets, 16, contrastive=mode, contrastive_weight=1.0)
+    # identical views and distinct targets: the matching pair wins, the loss is small
+    aligned = task.contrastive_loss(first * 10, first * 10, torch.arange(6))
+    shuffled = task.contrastive_loss(first * 10, first.roll(1, 0) * 10, torch.arange(6))
+    assert float(aligned) < float(shuffled)
+    # rows with the same last target are not negatives of each other
+    same = task.contrastive_loss(first, first, torch.zeros(6, dtype=torch.long))
+    assert float(same) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="contrastive"):
+        SequenceTask(network, inputs, targets, 16, contrastive="nope")

@@ -266,3 +266,33 @@ def test_a_runs_diversity_setting_applies_unless_the_request_overrides_it(knn_ap
         assert ids(r.json()) != ids(r0.json())
     finally:
         pipeline.diversity = None
+
+
+def test_a_batch_of_users_gets_exactly_the_lone_answers(knn_api: Api) -> None:
+    from lmrec.errors import UnknownIdError
+    from lmrec.service.user_batch import UserQuery
+
+    service = knn_api.service
+    write = knn_api.auth("write")
+    assert knn_api.client.post("/v1/events", json=events("fresh", ["31", "32"]), headers=write)
+    assert knn_api.client.post("/v1/events", json=events("3", ["5", "6"]), headers=write)
+    queries = [
+        UserQuery("2", 5),
+        UserQuery("fresh", 4),  # known from stored events only
+        UserQuery("nobody", 5),  # unknown: fails alone
+        UserQuery("3", 6, diversity=0.5),  # training history + stored events, re-ranked
+        UserQuery("2", 3, explain=True),
+    ]
+    answers = service.recommend_for_users(queries)
+    assert isinstance(answers[2], UnknownIdError)
+    for query, answer in zip(queries, answers, strict=True):
+        if query.user_id == "nobody":
+            continue
+        assert not isinstance(answer, Exception)
+        lone = service.recommend_for_user(
+            query.user_id, k=query.k, diversity=query.diversity, explain=query.explain
+        )
+        assert answer.items == lone.items and len(answer.items) == query.k
+    # over HTTP the request goes through the service's queue and gets the same list
+    assert ids(recommend(knn_api, "fresh", k=4)) == [r.item_id for r in answers[1].items]  # type: ignore[union-attr]
+    assert service.queue.queries >= 1

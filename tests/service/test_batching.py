@@ -1,7 +1,8 @@
-"""ScoreBatcher: concurrent requests share model calls and get exactly their own rows."""
+"""ScoreBatcher and RequestQueue: concurrent requests share calls and get their own answers."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Sequence
@@ -9,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from lmrec.service.batching import ScoreBatcher
+from lmrec.service.batching import RequestQueue, ScoreBatcher
 
 
 class SlowModel:
@@ -62,3 +63,53 @@ def test_concurrent_requests_share_calls_and_get_their_own_rows() -> None:
 def test_max_batch_is_checked() -> None:
     with pytest.raises(ValueError, match="max_batch"):
         ScoreBatcher(max_batch=0)
+
+
+# --------------------------------------------------------------------------- RequestQueue
+def test_request_queue_batches_waiting_queries_and_isolates_errors() -> None:
+    calls: list[list[int]] = []
+    gate = threading.Event()
+
+    def serve(queries: list[int]) -> list[object]:
+        calls.append(list(queries))
+        if len(calls) == 1:
+            gate.wait(5)  # hold the first batch so that the others queue up behind it
+        return [ValueError(f"bad {q}") if q == 7 else q * 10 for q in queries]
+
+    queue = RequestQueue(serve, max_batch=4)
+
+    async def main() -> list[object]:
+        first = asyncio.ensure_future(queue.submit(0))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.ensure_future(queue.submit(q)) for q in range(1, 10)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        return await asyncio.gather(first, *rest, return_exceptions=True)
+
+    answers = asyncio.run(main())
+    assert answers[:7] == [0, 10, 20, 30, 40, 50, 60] and answers[8:] == [80, 90]
+    assert isinstance(answers[7], ValueError) and str(answers[7]) == "bad 7"
+    assert calls[0] == [0] and [len(c) for c in calls[1:]] == [4, 4, 1]  # max_batch kept
+    assert sorted(q for c in calls for q in c) == list(range(10))
+    assert (queue.calls, queue.queries) == (4, 10)
+    queue.close()
+
+
+def test_request_queue_failing_batch_reaches_every_query_and_restarts_after_close() -> None:
+    def serve(queries: list[int]) -> list[object]:
+        if 13 in queries:
+            raise RuntimeError("batch failed")
+        return list(queries)
+
+    queue = RequestQueue(serve)
+
+    async def ask(*queries: int) -> list[object]:
+        return await asyncio.gather(*(queue.submit(q) for q in queries), return_exceptions=True)
+
+    assert asyncio.run(ask(13))[0].args == ("batch failed",)  # type: ignore[union-attr]
+    queue.close()
+    assert asyncio.run(ask(1, 2)) == [1, 2]  # a submit after close starts a new thread
+    queue.close()
+    queue.close()  # closing twice is harmless
+    with pytest.raises(ValueError, match="max_batch"):
+        RequestQueue(serve, max_batch=0)

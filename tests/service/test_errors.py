@@ -115,15 +115,20 @@ def test_library_errors_become_4xx(knn_api: Api) -> None:
     assert r.status_code == 422 and r.json()["detail"]
 
 
-def test_an_unexpected_error_is_a_json_500_without_details(knn_api: Api) -> None:
-    def broken(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("secret internals")
+@pytest.mark.parametrize("how", ["raised", "answered"])
+def test_an_unexpected_error_is_a_json_500_without_details(knn_api: Api, how: str) -> None:
+    # the batch function fails as a whole, or answers one query with an exception
+    def broken(queries: Any) -> Any:
+        if how == "raised":
+            raise RuntimeError("secret internals")
+        return [RuntimeError("secret internals") for _ in queries]
 
-    knn_api.service.recommend_for_user = broken  # type: ignore[method-assign]
+    knn_api.service.recommend_for_users = broken  # type: ignore[method-assign]
     client = TestClient(create_app(knn_api.service), raise_server_exceptions=False)
-    r = client.get("/v1/users/2/recommendations", headers=knn_api.auth())
-    assert r.status_code == 500
-    assert r.json() == {"detail": "internal error", "errors": None}
-    assert "secret" not in r.text and "Traceback" not in r.text
+    for explain in ("false", "true"):  # the batched path and the thread-pool path
+        r = client.get(f"/v1/users/2/recommendations?explain={explain}", headers=knn_api.auth())
+        assert r.status_code == 500
+        assert r.json() == {"detail": "internal error", "errors": None}
+        assert "secret" not in r.text and "Traceback" not in r.text
     metrics = client.get("/metrics").text
-    assert 'route="/v1/users/{user_id}/recommendations",status="500"} 1.0' in metrics
+    assert 'route="/v1/users/{user_id}/recommendations",status="500"} 2.0' in metrics

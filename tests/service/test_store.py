@@ -81,3 +81,17 @@ def test_sqlite_is_wal_with_full_sync(tmp_path: object) -> None:
 def test_bad_database_urls_are_config_errors(url: str, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         Store(url)
+
+
+def test_user_states_read_many_users_at_once(store: Store) -> None:
+    store.add_events([ev("a", item="1", t=10.0), ev("b", item="2", t=20.0)])
+    store.add_events([ev("c", item="3", t=30.0), ev("d", user="u2", item="9", t=15.0)])
+    store.add_events([ev("e", user="u3", item="4", t=5.0)])
+    store.forget_user("u3", hide_training_history=True)
+    states = store.user_states(["u1", "u2", "u3", "nobody", "u1"], limit=2)
+    assert list(states) == ["u1", "u2", "u3", "nobody"]
+    for user, state in states.items():  # the same as the one-user reads
+        assert state.recent == store.user_items(user, limit=2)
+        assert state.forgotten == store.is_forgotten(user)
+    assert states["u1"].recent == ["2", "3"] and states["u3"].forgotten
+    assert store.user_states([]) == {}

@@ -8,6 +8,7 @@ and the web page (``/``, :mod:`lmrec.service.page`) are open.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,9 +18,10 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
 
 from lmrec import __version__
-from lmrec.service.auth import Scope, grants, verify_key
+from lmrec.service.auth import KeyCache, Scope, grants
 from lmrec.service.http_errors import BodySizeLimit, error_body, install_error_handlers
 from lmrec.service.metrics import MetricsMiddleware, ServiceMetrics
 from lmrec.service.page import install_page
@@ -37,7 +39,6 @@ from lmrec.service.schemas import (
     ItemDeleted,
     ItemResponse,
     Readiness,
-    Recommendation,
     RecommendationList,
     RecommendRequest,
     ReloadRequest,
@@ -48,6 +49,7 @@ from lmrec.service.schemas import (
 )
 from lmrec.service.store import ID_CHARS, StoredEvent
 from lmrec.service.store import ApiKeyRecord as _Key
+from lmrec.service.user_batch import UserQuery
 
 _bearer = HTTPBearer(auto_error=False, description="An API key made by `lmrec keys create`.")
 
@@ -87,14 +89,21 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _recommendations(user_id: str | None, version: str, recs: list[Any]) -> RecommendationList:
-    rows = []
-    for rec in recs:
-        row = rec.to_dict()
-        row["explanation"] = _finite(row.get("explanation"))
-        row["retrieval_score"] = _finite(row.get("retrieval_score"))
-        rows.append(Recommendation.model_validate(row))
-    return RecommendationList(user_id=user_id, model_version=version, items=rows)
+def _recommendations(user_id: str | None, version: str, recs: list[Any]) -> Response:
+    """The :class:`RecommendationList` of ``recs`` as a JSON response.
+
+    Written directly (the route's ``response_model`` documents it): the fields are those of
+    :meth:`lmrec.pipeline.PipelineRecommendation.to_dict`, with NaN and infinities as
+    ``null``; building and validating pydantic models per item would cost more than the
+    rest of the route's Python work.
+    """
+    body = {
+        "user_id": user_id,
+        "model_version": version,
+        "items": [_finite(rec.to_dict()) for rec in recs],
+    }
+    text = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return Response(text.encode(), media_type="application/json")
 
 
 def create_app(service: RecommendationService) -> FastAPI:
@@ -103,7 +112,7 @@ def create_app(service: RecommendationService) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        service.store.close()
+        service.close()
 
     app = FastAPI(
         title="lmrec",
@@ -118,8 +127,10 @@ def create_app(service: RecommendationService) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
-    def require(scope: Scope) -> Callable[..., _Key]:
-        def check(
+    keys = KeyCache(service.store)
+
+    def require(scope: Scope) -> Callable[..., Any]:
+        async def check(
             credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
         ) -> _Key:
             challenge = {"WWW-Authenticate": "Bearer"}
@@ -127,7 +138,7 @@ def create_app(service: RecommendationService) -> FastAPI:
                 raise HTTPException(
                     401, "missing API key: send Authorization: Bearer <key>", challenge
                 )
-            record = verify_key(service.store, credentials.credentials)
+            record = keys.verify(credentials.credentials)
             if record is None:
                 raise HTTPException(401, "invalid or revoked API key", challenge)
             if not grants(record.scope, scope):
@@ -178,18 +189,23 @@ def create_app(service: RecommendationService) -> FastAPI:
         responses=_ERRORS,
         tags=["recommendations"],
     )
-    def user_recommendations(
+    async def user_recommendations(
         user_id: UserId,
         k: K = 10,
         diversity: Diversity = None,
         diversity_method: Annotated[DiversityMethod | None, Query()] = None,
         explain: Annotated[bool, Query(description="Attach why each item was chosen.")] = False,
-    ) -> RecommendationList:
+    ) -> Response:
         """Top ``k`` for a user, from their training history and every event stored since."""
-        out = service.recommend_for_user(
-            user_id, k=k, diversity=diversity, diversity_method=diversity_method, explain=explain
-        )
-        return _recommendations(user_id, out.model_version, out.items)
+        query = UserQuery(user_id, k, diversity, diversity_method, explain)
+        if explain:  # slow (it scores many reduced histories): kept out of the shared batches
+            out = await run_in_threadpool(service.recommend_for_users, [query])
+            answer = out[0]
+            if isinstance(answer, Exception):
+                raise answer
+        else:  # served with the other requests waiting at that moment (one model call)
+            answer = await service.queue.submit(query)
+        return _recommendations(user_id, answer.model_version, answer.items)
 
     @app.post(
         "/v1/recommendations",
@@ -198,7 +214,7 @@ def create_app(service: RecommendationService) -> FastAPI:
         responses=_ERRORS,
         tags=["recommendations"],
     )
-    def adhoc_recommendations(body: RecommendRequest) -> RecommendationList:
+    def adhoc_recommendations(body: RecommendRequest) -> Response:
         """Top ``k`` for an ad-hoc history of item ids and/or a sentence of preferences."""
         out = service.recommend_for_history(
             body.history,

@@ -1,20 +1,31 @@
-"""Score concurrent requests in one call of the model (dynamic batching without a timer).
+"""Serve concurrent requests in shared calls of the model (dynamic batching without a timer).
 
 Scoring one history costs nearly as much as scoring a few dozen: the model's layers run the
 same number of operations, and the last step reads the whole item table (100,000 x 128
-floats is 51 MB) once per call. Under load, many request threads wait to score at the same
-time; :class:`ScoreBatcher` lets the first of them score everything that is waiting in one
-``score(users, histories)`` call and hand each thread its row, while the requests that arrive
-meanwhile gather for the next call. A lone request is scored at once (there is no waiting
-window), so batching adds no latency when the service is idle.
+floats is 51 MB) once per call. Two batchers share that cost among concurrent requests:
+
+- :class:`RequestQueue` serves ``GET /v1/users/{id}/recommendations``: the request waits on
+  the event loop (no thread of the thread pool) while one thread of the queue serves
+  everything waiting at once (one store read, one model call, see
+  :mod:`lmrec.service.user_batch`);
+- :class:`ScoreBatcher` serves requests already running in threads (the other routes): the
+  first of them scores everything waiting in one ``score(users, histories)`` call and hands
+  each thread its row.
+
+Neither waits for a batch to fill: a lone request is served at once, and the requests that
+arrive meanwhile gather for the next call, so batching adds no latency when the service is
+idle.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -123,3 +134,107 @@ class ScoreBatcher:
         self.rows += len(jobs)
         for j, row in zip(jobs, scores, strict=True):
             j.row = row
+
+
+Answer = Any
+"""What a :class:`RequestQueue` batch function returns per query: a result or an exception."""
+
+
+@dataclass(eq=False)
+class _Waiting:
+    query: Any
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+
+class RequestQueue:
+    """Serves queries awaited on the event loop in batches, on one thread of its own.
+
+    ``await queue.submit(query)`` parks the request on the event loop (no thread of the
+    thread pool) while the queue's thread hands everything waiting, up to ``max_batch``
+    queries, to ``serve(queries) -> answers`` in one call and settles each request with its
+    answer: a result, or an exception that is raised in that request only. A lone query is
+    served at once; queries arriving meanwhile gather for the next call.
+
+    Args:
+        serve: The batch function; answers in the order of the queries.
+        max_batch: Queries per call at most.
+        name: The thread's name.
+    """
+
+    def __init__(
+        self,
+        serve: Callable[[list[Any]], Sequence[Answer]],
+        max_batch: int = MAX_BATCH,
+        name: str = "lmrec-requests",
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        self.serve = serve
+        self.max_batch = max_batch
+        self.name = name
+        self._cond = threading.Condition()
+        self._pending: deque[_Waiting] = deque()
+        self._thread: threading.Thread | None = None
+        self._stopping: set[threading.Thread] = set()  # threads asked to stop
+        self.calls = 0
+        """Batches served (for tests and metrics)."""
+        self.queries = 0
+        """Queries served."""
+
+    async def submit(self, query: Any) -> Any:
+        """Queue ``query`` and wait for its answer; raises the answer if it is an exception."""
+        loop = asyncio.get_running_loop()
+        waiting = _Waiting(query, loop, loop.create_future())
+        with self._cond:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._work, name=self.name, daemon=True)
+                self._thread.start()
+            self._pending.append(waiting)
+            self._cond.notify()
+        return await waiting.future
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Serve what is queued, then stop the thread (like disposing of an engine: a later
+        :meth:`submit` starts a new one)."""
+        with self._cond:
+            thread, self._thread = self._thread, None
+            if thread is None:
+                return
+            self._stopping.add(thread)
+            self._cond.notify_all()
+        thread.join(timeout)
+
+    def _work(self) -> None:
+        me = threading.current_thread()
+        while True:
+            with self._cond:
+                while not self._pending and me not in self._stopping:
+                    self._cond.wait()
+                if not self._pending:
+                    self._stopping.discard(me)
+                    return  # asked to stop, and drained
+                batch = [
+                    self._pending.popleft() for _ in range(min(self.max_batch, len(self._pending)))
+                ]
+            try:
+                answers: Sequence[Answer] = self.serve([w.query for w in batch])
+                if len(answers) != len(batch):
+                    raise RuntimeError(f"{len(answers)} answers for {len(batch)} queries")
+            except Exception as e:  # every waiting request must learn of it
+                answers = [e] * len(batch)
+            self.calls += 1
+            self.queries += len(batch)
+            for w, answer in zip(batch, answers, strict=True):
+                # RuntimeError: the request's event loop is closed, nobody waits
+                with contextlib.suppress(RuntimeError):
+                    w.loop.call_soon_threadsafe(_settle, w.future, answer)
+
+
+def _settle(future: asyncio.Future[Any], answer: Any) -> None:
+    if future.done():  # cancelled: the client went away
+        return
+    if isinstance(answer, BaseException):
+        future.set_exception(answer)
+    else:
+        future.set_result(answer)

@@ -37,9 +37,10 @@ import numpy as np
 from lmrec.concurrency import ReadWriteLock
 from lmrec.errors import ConfigError, LmrecError, ModelFileError, UnknownIdError
 from lmrec.pipeline import Pipeline, PipelineRecommendation
-from lmrec.service.batching import ScoreBatcher
+from lmrec.service.batching import RequestQueue, ScoreBatcher
 from lmrec.service.privacy import ServiceBoundary
 from lmrec.service.store import IngestResult, Store, StoredEvent, StoredItem
+from lmrec.service.user_batch import Prepared, UserQuery, precomputed, prepare, score_rows
 
 log = logging.getLogger(__name__)
 
@@ -204,8 +205,17 @@ class RecommendationService:
         self._changes = threading.Lock()  # item changes and reloads, one at a time
         self._deleted: frozenset[str] = frozenset()
         self.batcher = ScoreBatcher()  # concurrent requests share one model call
+        self.queue = RequestQueue(
+            lambda queries: self.recommend_for_users(queries), name="lmrec-recommend"
+        )
+        """User recommendation requests awaited on the event loop, served in batches."""
         with self._changes:
             self._current = self._load(Path(run_dir))
+
+    def close(self) -> None:
+        """Serve the queued requests, stop the queue's thread, and close the store."""
+        self.queue.close()
+        self.store.close()
 
     @property
     def current(self) -> LoadedModel:
@@ -318,33 +328,59 @@ class RecommendationService:
         Raises:
             UnknownIdError: Neither the model nor the store knows the user.
         """
+        query = UserQuery(user_id, k, diversity, diversity_method, explain)
+        answer = self.recommend_for_users([query])[0]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def recommend_for_users(
+        self, queries: Sequence[UserQuery]
+    ) -> list[Recommendations | Exception]:
+        """:meth:`recommend_for_user` for many queries: one store read, one model call.
+
+        Every query gets its own answer, its recommendations or the error it alone raised
+        (an unknown user fails only its own query). All are served by one model version.
+        """
         model = self._current
-        raw_id, user_id = user_id, model.boundary.user(user_id)
-        recent = self.store.user_items(user_id, self.history_limit)
+        answers: list[Recommendations | Exception | None] = [None] * len(queries)
+        ids: list[str] = []
+        for j, q in enumerate(queries):
+            try:
+                ids.append(model.boundary.user(q.user_id))
+            except Exception as e:
+                answers[j] = e
+                ids.append("")
+        states = self.store.user_states([u for u in ids if u], self.history_limit)
+        prepared: list[Prepared] = []
         with model.lock.read():
             pipeline = model.pipeline
-            in_model = model.knows_user(user_id) and not self.store.is_forgotten(user_id)
-            recent = [i for i in recent if model.knows_item(i)]
-            if not in_model and not recent:
-                raise UnknownIdError("user", raw_id)
-            history: list[str] | None = None
-            if recent:
-                trained: list[str] = []
-                item_map = pipeline.retrieval.item_map
-                if in_model and item_map is not None:
-                    trained = item_map.decode(pipeline.retrieval.history_of(user_id))
-                history = [*trained, *recent]
-            recs = pipeline.recommend(
-                user_id if in_model else None,
-                history=history,
-                k=k,
-                diversity=diversity,
-                diversity_method=diversity_method,
-                explain=explain,
-                exclude=self._deleted,
-                score_with=self.batcher.scorer(pipeline.retrieval),
-            )
-        return Recommendations(model.version, recs)
+            for j, (q, user_id) in enumerate(zip(queries, ids, strict=True)):
+                if answers[j] is not None:
+                    continue
+                try:
+                    prepared.append(prepare(model, j, q, user_id, states[user_id]))
+                except Exception as e:
+                    answers[j] = e
+            rows = score_rows(self.batcher, pipeline, prepared)
+            for p, row in zip(prepared, rows, strict=True):
+                q = queries[p.position]
+                try:
+                    recs = pipeline.recommend(
+                        p.user,
+                        history=p.history,
+                        k=q.k,
+                        diversity=q.diversity,
+                        diversity_method=q.diversity_method,
+                        explain=q.explain,
+                        exclude=self._deleted,
+                        score_with=precomputed(pipeline, p.hist, row),
+                    )
+                    answers[p.position] = Recommendations(model.version, recs)
+                except Exception as e:
+                    answers[p.position] = e
+        assert all(a is not None for a in answers)
+        return answers  # type: ignore[return-value]
 
     def recommend_for_history(
         self,

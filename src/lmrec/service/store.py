@@ -224,6 +224,8 @@ class Store:
     def __init__(self, url: str = DEFAULT_DATABASE_URL, *, create: bool = True) -> None:
         self.url = url
         self.engine = create_store_engine(url)
+        self.keys_generation = 0
+        """Bumped by every :meth:`revoke_key` of this object (see :class:`KeyCache`)."""
         if create:
             metadata.create_all(self.engine)
 
@@ -294,6 +296,44 @@ class Store:
         with self.engine.connect() as conn:
             found = list(conn.execute(stmt).scalars())
         return found[::-1]
+
+    def user_states(self, user_ids: Sequence[str], limit: int = 500) -> dict[str, UserState]:
+        """Per distinct user id: :meth:`user_items` and :meth:`is_forgotten` in two queries.
+
+        What a batch of recommendation requests reads, on one connection.
+        """
+        wanted = list(dict.fromkeys(user_ids))
+        states = {u: UserState() for u in wanted}
+        if not wanted:
+            return states
+        latest = (
+            func.row_number()
+            .over(
+                partition_by=events.c.user_id,
+                order_by=(events.c.timestamp.desc(), events.c.id.desc()),
+            )
+            .label("latest")
+        )
+        ranked = (
+            select(events.c.user_id, events.c.item_id, latest)
+            .where(events.c.user_id.in_(wanted))
+            .subquery()
+        )
+        stmt = (
+            select(ranked.c.user_id, ranked.c.item_id)
+            .where(ranked.c.latest <= limit)
+            .order_by(ranked.c.user_id, ranked.c.latest.desc())
+        )
+        hashes = {user_hash(u): u for u in wanted}
+        gone = select(forgotten_users.c.user_hash).where(
+            forgotten_users.c.user_hash.in_(list(hashes))
+        )
+        with self.engine.connect() as conn:
+            for user_id, item_id in conn.execute(stmt):
+                states[user_id].recent.append(item_id)
+            for (h,) in conn.execute(gone):
+                states[hashes[h]].forgotten = True
+        return states
 
     def events_of(self, user_id: str) -> list[StoredEvent]:
         """Every stored event of a user, in time order."""
@@ -431,7 +471,19 @@ class Store:
             .values(revoked_at=time.time())
         )
         with self._write() as conn:
-            return bool(conn.execute(stmt).rowcount)
+            revoked = bool(conn.execute(stmt).rowcount)
+        self.keys_generation += 1  # caches of verified keys in this process start over
+        return revoked
+
+
+@dataclass
+class UserState:
+    """What serving reads of a user (:meth:`Store.user_states`)."""
+
+    recent: list[str] = field(default_factory=list)
+    """Item ids of the latest events, oldest first."""
+    forgotten: bool = False
+    """The user was deleted: their training history must not be used."""
 
 
 def _event(row: Any) -> StoredEvent:

@@ -51,6 +51,9 @@ def top_candidates(scores: np.ndarray, history: np.ndarray, top_n: int) -> np.nd
     Returns:
         int64 item indices, best first.
     """
+    fast = _top_of_finite(scores, history, top_n)
+    if fast is not None:
+        return fast
     row = np.asarray(scores, dtype=np.float64).copy()
     row[~np.isfinite(row)] = -np.inf
     if len(history):
@@ -66,6 +69,31 @@ def top_candidates(scores: np.ndarray, history: np.ndarray, top_n: int) -> np.nd
         eligible = eligible[values >= cut]
     order = eligible[np.lexsort((eligible, -row[eligible]))]
     return order[:top_n].astype(np.int64)
+
+
+def _top_of_finite(scores: np.ndarray, history: np.ndarray, top_n: int) -> np.ndarray | None:
+    """:func:`top_candidates` in two passes over the row, or ``None`` where it cannot tell.
+
+    The ``top_n``-th largest entry of the whole row is a cut below which no item can make the
+    list. When it is finite, the items at or above it are a superset of the answer unless a
+    NaN or an infinity is among them or they are too few; sorted as the general path sorts,
+    they give the same list. Otherwise the general path decides.
+    """
+    row = np.asarray(scores)
+    if row.ndim != 1 or not 0 < top_n < len(row) or row.dtype.kind != "f":
+        return None
+    if len(history):
+        row = row.copy()
+        row[np.asarray(history, dtype=np.int64)] = -np.inf
+    kth = len(row) - top_n
+    cut = np.partition(row, kth)[kth]
+    if not np.isfinite(cut):
+        return None
+    picked = np.flatnonzero(row >= cut)
+    values = row[picked].astype(np.float64)
+    if len(picked) < top_n or not np.isfinite(values).all():
+        return None
+    return picked[np.lexsort((picked, -values))][:top_n].astype(np.int64)
 
 
 def rerank_scores(

@@ -58,6 +58,18 @@ class SASRecConfig(BaseModel):
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
     """Label smoothing of the cross-entropy loss (0 = none)."""
 
+    contrastive: Literal["none", "dropout", "same_target"] = "none"
+    """Contrastive regulariser of the sequence representation (DuoRec, Qiu et al. 2022):
+    ``"dropout"`` pulls two dropout views of each training sequence together against the
+    other sequences of the batch; ``"same_target"`` uses as second view another user's
+    sequence with the same last target (a dropout view where there is none)."""
+
+    contrastive_weight: float = Field(default=0.1, ge=0.0)
+    """Weight of the contrastive loss added to the cross-entropy; unused with ``"none"``."""
+
+    contrastive_temperature: float = Field(default=1.0, gt=0.0)
+    """Temperature of the contrastive softmax over dot products of sequence states."""
+
     score_batch_size: int = Field(default=256, ge=1)
     """Histories encoded at once by ``score``."""
 

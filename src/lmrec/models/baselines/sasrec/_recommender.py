@@ -66,6 +66,17 @@ def encode_histories(histories: Sequence[np.ndarray], max_len: int, start_token:
     return tokens
 
 
+def _same_target_groups(last_targets: np.ndarray) -> list[np.ndarray]:
+    """Per row, the rows (itself included) whose last target is the same."""
+    order = np.argsort(last_targets, kind="stable")
+    bounds = np.flatnonzero(np.diff(last_targets[order])) + 1
+    groups: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * len(last_targets)
+    for group in np.split(order, bounds):
+        for row in group:
+            groups[row] = group
+    return groups
+
+
 def training_sequences(
     sequences: Sequence[np.ndarray], max_len: int, start_token: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -94,6 +105,10 @@ class SequenceTask:
         targets: Matching target rows.
         batch_size: Sequences per batch (per process under DDP).
         label_smoothing: Label smoothing of the cross-entropy loss.
+        contrastive: ``"none"``, ``"dropout"`` or ``"same_target"``: the contrastive
+            regulariser of :class:`SASRecConfig` (``contrastive``).
+        contrastive_weight: Its weight in the loss.
+        contrastive_temperature: Its softmax temperature.
     """
 
     def __init__(
@@ -103,6 +118,9 @@ class SequenceTask:
         targets: np.ndarray,
         batch_size: int,
         label_smoothing: float = 0.0,
+        contrastive: str = "none",
+        contrastive_weight: float = 0.0,
+        contrastive_temperature: float = 1.0,
     ) -> None:
         self.module: nn.Module = network
         self.label_smoothing = label_smoothing
@@ -110,6 +128,15 @@ class SequenceTask:
         self.inputs = torch.from_numpy(inputs)
         self.targets = torch.from_numpy(targets)
         self.batch_size = batch_size
+        if contrastive not in ("none", "dropout", "same_target"):
+            raise ValueError(f"unknown contrastive mode {contrastive!r}")
+        self.contrastive = contrastive if contrastive_weight > 0 else "none"
+        self.contrastive_weight = contrastive_weight
+        self.contrastive_temperature = contrastive_temperature
+        self.last_targets = self.targets[:, -1]  # right-aligned rows: the last slot is real
+        self.partners: list[np.ndarray] | None = None
+        if self.contrastive == "same_target":
+            self.partners = _same_target_groups(self.last_targets.numpy())
 
     def _shard_size(self) -> int:
         _, world = rank_and_world()
@@ -131,15 +158,54 @@ class SequenceTask:
             inputs, targets = self.inputs[rows], self.targets[rows]
             # Left padding: the columns before the longest sequence of the batch are padding.
             width = int((inputs != PAD).sum(dim=1).max())
-            yield inputs[:, -width:], targets[:, -width:]
+            if self.partners is None:
+                yield inputs[:, -width:], targets[:, -width:]
+                continue
+            partner_inputs = self.inputs[self._pick_partners(rows, generator)]
+            partner_width = int((partner_inputs != PAD).sum(dim=1).max())
+            yield inputs[:, -width:], targets[:, -width:], partner_inputs[:, -partner_width:]
 
-    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        inputs, targets = batch
+    def _pick_partners(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Per row, another row with the same last target (itself where there is none)."""
+        assert self.partners is not None
+        picks = rows.clone()
+        draws = torch.rand(len(rows), generator=generator).numpy()
+        for j, row in enumerate(rows.tolist()):
+            group = self.partners[row]
+            if len(group) > 1:
+                choice = int(group[int(draws[j] * (len(group) - 1))])
+                picks[j] = choice if choice != row else int(group[-1])
+        return picks
+
+    def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        inputs, targets, *partner = batch
         hidden = self.module(inputs)
         real = targets != _IGNORE
         assert isinstance(self.network, SASRecModule)
         logits = self.network.logits(hidden[real])
-        return F.cross_entropy(logits, targets[real], label_smoothing=self.label_smoothing)
+        loss = F.cross_entropy(logits, targets[real], label_smoothing=self.label_smoothing)
+        if self.contrastive == "none":
+            return loss
+        # The second view: the same rows under other dropout masks, or same-target partners.
+        view = self.module(partner[0] if partner else inputs)[:, -1]
+        return loss + self.contrastive_weight * self.contrastive_loss(
+            hidden[:, -1], view, targets[:, -1]
+        )
+
+    def contrastive_loss(
+        self, first: torch.Tensor, second: torch.Tensor, last_targets: torch.Tensor
+    ) -> torch.Tensor:
+        """Symmetric InfoNCE between two views ``(batch, dim)`` of the batch's sequences.
+
+        Row ``j`` of ``first`` must match row ``j`` of ``second``; the other rows are the
+        negatives, except rows with the same last target (false negatives, masked out).
+        """
+        scores = first @ second.T / self.contrastive_temperature
+        same = last_targets[:, None] == last_targets[None, :]
+        eye = torch.eye(len(first), dtype=torch.bool, device=first.device)
+        scores = scores.masked_fill(same & ~eye, float("-inf"))
+        labels = torch.arange(len(first), device=first.device)
+        return 0.5 * (F.cross_entropy(scores, labels) + F.cross_entropy(scores.T, labels))
 
 
 class SASRecRecommender(BaseRecommender):
@@ -197,7 +263,16 @@ class SASRecRecommender(BaseRecommender):
         if len(inputs) == 0:
             raise DataError("SASRec needs at least one training interaction, got none")
         self.network = network
-        task = SequenceTask(network, inputs, targets, cfg.trainer.batch_size, cfg.label_smoothing)
+        task = SequenceTask(
+            network,
+            inputs,
+            targets,
+            cfg.trainer.batch_size,
+            cfg.label_smoothing,
+            cfg.contrastive,
+            cfg.contrastive_weight,
+            cfg.contrastive_temperature,
+        )
         trainer_config = cfg.trainer
         if self.fit_options.show_progress and not trainer_config.show_progress:
             trainer_config = trainer_config.model_copy(update={"show_progress": True})
