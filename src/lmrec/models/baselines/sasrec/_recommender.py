@@ -145,9 +145,9 @@ class SequenceTask:
     def num_batches(self) -> int:
         return -(-self._shard_size() // self.batch_size)
 
-    def batches(
-        self, epoch: int, generator: torch.Generator
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(self, epoch: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Shuffled ``(inputs, targets)`` batches, with the same-target partners' inputs as a
+        third tensor under ``contrastive = "same_target"``."""
         n = len(self.inputs)
         order = torch.randperm(n, generator=generator)
         rank, world = rank_and_world()
