@@ -22,10 +22,12 @@ Catalogs:
   transformer over the history, then a score for every item, top-k, re-ranking). Training
   takes about 10 minutes on a busy 2-core machine (a full softmax over 100,000 items).
 
-The clients are a minimal HTTP/1.1 keep-alive client on asyncio streams in this process
-(far cheaper per request than a full client library, so that the load generator takes as
-little as possible of the CPU it shares with the server). The server runs with
-``--threads 1`` (torch and faiss threads per request).
+The load generator is ``wrk`` (Debian package ``wrk``; one thread, one keep-alive connection
+per client, the script ``bench/load/users.lua`` picking the users) when it is on PATH, else a
+minimal HTTP/1.1 keep-alive client on asyncio streams in this process (``--client``): both
+are far cheaper per request than a full client library, so that the load generator takes as
+little as possible of the CPU it shares with the server. The server runs with ``--threads 1``
+(torch and faiss threads per process) and ``--workers 2`` (one process per core).
 
 Writes ``bench/results/load.json`` and ``bench/results/load.md``, with the machine's load
 average before and after each catalog (the machine may be shared).
@@ -155,7 +157,7 @@ def free_port() -> int:
 class Server:
     """``lmrec serve`` in a subprocess over a fresh SQLite store, with a read key."""
 
-    def __init__(self, run: Path, tmp: Path, threads: int) -> None:
+    def __init__(self, run: Path, tmp: Path, threads: int, workers: int = 1) -> None:
         url = f"sqlite:///{tmp / 'service.db'}"
         store = Store(url)
         self.key = create_key(store, "read", "load bench").key
@@ -165,6 +167,7 @@ class Server:
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
         command = [sys.executable, "-m", "lmrec.cli.main", "serve", str(run), "--db", url]
         command += ["--port", str(self.port), "--threads", str(threads), "--log-level", "warning"]
+        command += ["--workers", str(workers)]
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
         self._wait_ready()
@@ -188,12 +191,18 @@ class Server:
         raise RuntimeError(f"server not ready:\n{self.log.read_text()[-3000:]}")
 
     def cpu_seconds(self) -> float:
-        """CPU time the server process has used (Linux ``/proc``; 0 elsewhere)."""
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU time the server's processes (the worker processes included) have used
+        (Linux ``/proc``; 0 elsewhere)."""
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid, parent = int(stat.parent.name), int(fields[1])
+            if self.proc.pid in (pid, parent):
+                total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -472,7 +481,8 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         f"`python bench/run_load.py` — closed-loop clients over loopback, "
         f"`GET /v1/users/{{id}}/recommendations?k={args['k']}&diversity=…` for random training "
         f"users, {args['warmup']:g} s warm-up then {args['duration']:g} s measured per row; "
-        f"server `lmrec serve --threads {args['threads']}` (one process, SQLite store); "
+        f"server `lmrec serve --threads {args['threads']} --workers "
+        f"{args.get('workers', 1)}` (SQLite store); "
         f"{result['machine']['cpus']} CPUs ({result['machine']['processor']}), "
         "load generator on the same machine.",
         "",
@@ -523,6 +533,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=15.0, help="seconds measured per row")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
     parser.add_argument("--threads", type=int, default=1, help="server torch/faiss threads")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="server processes (lmrec serve --workers)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--client",
@@ -556,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
             before = load_average()
             print(f"{name}: serving {run} (load average {before})", flush=True)
             (tmp / name).mkdir(parents=True, exist_ok=True)
-            server = Server(run, tmp / name, args.threads)
+            server = Server(run, tmp / name, args.threads, args.workers)
             try:
                 cells = measure(name, server, users, args)
             finally:

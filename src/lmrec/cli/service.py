@@ -28,19 +28,35 @@ def _store(args: argparse.Namespace) -> Any:
     return Store(args.db or _default_db())
 
 
+_WORKER_ENV = {
+    "run": "LMREC_SERVE_RUN",
+    "db": "LMREC_SERVE_DB",
+    "threads": "LMREC_SERVE_THREADS",
+    "sync": "LMREC_SERVE_SYNC_SECONDS",
+}
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is not None:
+        import faiss
+        import torch
+
+        torch.set_num_threads(threads)
+        faiss.omp_set_num_threads(threads)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     store = _store(args)
     import uvicorn
 
     from lmrec.service import RecommendationService, create_app
 
-    if args.threads is not None:
-        import faiss
-        import torch
-
-        torch.set_num_threads(args.threads)
-        faiss.omp_set_num_threads(args.threads)
-    service = RecommendationService(store, Path(args.run))
+    if args.workers < 1:
+        raise LmrecError(f"--workers must be at least 1, got {args.workers}")
+    if args.sync_seconds <= 0:
+        raise LmrecError(f"--sync-seconds must be positive, got {args.sync_seconds}")
+    _set_threads(args.threads)
+    service = RecommendationService(store, Path(args.run))  # loads and checks the run
     if not any(k.revoked_at is None for k in store.api_keys()):
         print(
             "lmrec: no API keys yet; make one with: lmrec keys create --scope read "
@@ -49,18 +65,54 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     print(
         f"serving {service.current.version} ({service.current.pipeline.name}, "
-        f"{service.current.n_items} items) on http://{args.host}:{args.port}",
+        f"{service.current.n_items} items) on http://{args.host}:{args.port}"
+        + (f" with {args.workers} worker processes" if args.workers > 1 else ""),
         flush=True,
     )
     # No access log: request paths hold user ids.
+    options = {"host": args.host, "port": args.port, "access_log": False}
+    if args.workers == 1:
+        uvicorn.run(create_app(service), log_level=args.log_level, **options)
+        return 0
+    # Each worker process loads the run itself and follows the store's changes; the run
+    # named here becomes the store's, so that a worker restarted later loads it too.
+    store.record_change(str(Path(args.run).resolve()))
+    service.close()
+    del service
+    os.environ.update(
+        {
+            _WORKER_ENV["run"]: str(Path(args.run).resolve()),
+            _WORKER_ENV["db"]: store.url,
+            _WORKER_ENV["threads"]: "" if args.threads is None else str(args.threads),
+            _WORKER_ENV["sync"]: str(args.sync_seconds),
+        }
+    )
     uvicorn.run(
-        create_app(service),
-        host=args.host,
-        port=args.port,
-        access_log=False,
+        "lmrec.cli.service:worker_app",
+        factory=True,
+        workers=args.workers,
         log_level=args.log_level,
+        **options,
     )
     return 0
+
+
+def worker_app() -> Any:
+    """The app of one process of ``lmrec serve --workers N`` (a uvicorn factory).
+
+    Reads its settings from the environment ``cmd_serve`` prepared; serves the run the
+    store names and replays the other workers' changes every ``--sync-seconds``.
+    """
+    from lmrec.service import RecommendationService, Store, create_app
+
+    env = os.environ
+    threads = env.get(_WORKER_ENV["threads"], "")
+    _set_threads(int(threads) if threads else None)
+    service = RecommendationService(
+        Store(env[_WORKER_ENV["db"]]), env[_WORKER_ENV["run"]], follow_store=True
+    )
+    service.follow_store(float(env.get(_WORKER_ENV["sync"], "1.0")))
+    return create_app(service)
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
@@ -120,6 +172,20 @@ def add_service_parsers(sub: Any) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--threads", type=int, help="torch and faiss threads per request")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the port, each with its own copy of the model "
+        "(default 1; about one per CPU core)",
+    )
+    serve.add_argument(
+        "--sync-seconds",
+        type=float,
+        default=1.0,
+        help="with --workers > 1: how often each process checks the store for items and "
+        "reloads made through another process (default 1)",
+    )
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )

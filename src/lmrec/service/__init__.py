@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from lmrec.service.app import create_app
 from lmrec.service.auth import create_key, verify_key
-from lmrec.service.runtime import LoadedModel, RecommendationService, SimilarItemIndex
+from lmrec.service.loaded import LoadedModel, SimilarItemIndex
+from lmrec.service.runtime import RecommendationService
 from lmrec.service.store import DEFAULT_DATABASE_URL, Store
 
 __all__ = [

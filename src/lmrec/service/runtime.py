@@ -23,21 +23,25 @@ committed to the store, so every later version (and a restarted process) replays
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
-from lmrec.concurrency import ReadWriteLock
 from lmrec.errors import ConfigError, LmrecError, ModelFileError, UnknownIdError
 from lmrec.pipeline import Pipeline, PipelineRecommendation
 from lmrec.service.batching import RequestQueue, ScoreBatcher
+from lmrec.service.loaded import (
+    IndexFactory,
+    LoadedModel,
+    SimilarItemIndex,
+    cosine_index,
+    run_version,
+)
 from lmrec.service.privacy import ServiceBoundary
 from lmrec.service.store import IngestResult, Store, StoredEvent, StoredItem
 from lmrec.service.user_batch import Prepared, UserQuery, precomputed, prepare, score_rows
@@ -61,85 +65,6 @@ class UnknownFieldIdError(UnknownIdError):
         super().__init__(kind, value)
         self.field = field_name
         self.args = (f"{field_name}: unknown {kind} id {value!r}",)
-
-
-class Hits(Protocol):
-    """What a similar-items search returns (:class:`lmrec.index.Neighbours` fits)."""
-
-    @property
-    def ids(self) -> list[str]: ...
-
-    @property
-    def scores(self) -> np.ndarray: ...
-
-
-class SimilarItemIndex(Protocol):
-    """The vector index the service uses for similar items (:class:`lmrec.index.VectorIndex`)."""
-
-    def similar_items(self, item_id: str, k: int, *, exclude: Collection[str] = ()) -> Hits: ...
-
-    def add(self, ids: Sequence[str], vectors: np.ndarray) -> None: ...
-
-    def remove(self, ids: Collection[str], *, missing_ok: bool = False) -> int: ...
-
-    def __len__(self) -> int: ...
-
-
-IndexFactory = Callable[[list[str], np.ndarray], SimilarItemIndex]
-
-
-def cosine_index(ids: list[str], vectors: np.ndarray) -> SimilarItemIndex:
-    """The default index: faiss, cosine similarity, exact below the HNSW threshold."""
-    from lmrec.index import VectorIndex
-
-    return VectorIndex.build(ids, vectors, {"metric": "cosine"})
-
-
-def run_version(run_dir: Path) -> str:
-    """``<run name>-<10 hex digits>``: changes whenever a file of the model changes."""
-    digest = hashlib.sha256()
-    for part in ("model", "ranker", "pipeline.json", "catalog.json"):
-        path = run_dir / part
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        for f in files:
-            if f.exists():
-                stat = f.stat()
-                digest.update(
-                    f"{f.relative_to(run_dir)}:{stat.st_size}:{stat.st_mtime_ns};".encode()
-                )
-    return f"{run_dir.resolve().name}-{digest.hexdigest()[:10]}"
-
-
-@dataclass
-class LoadedModel:
-    """One model version as served: the pipeline, its index, and the lock for live items."""
-
-    pipeline: Pipeline
-    run_dir: Path
-    version: str
-    loaded_at: float
-    index: SimilarItemIndex | None
-    index_error: str = ""
-    boundary: ServiceBoundary = field(default_factory=ServiceBoundary)
-    """How the run's users are pseudonymized and texts scrubbed at the service boundary."""
-    lock: ReadWriteLock = field(default_factory=ReadWriteLock, repr=False)
-
-    @property
-    def n_items(self) -> int:
-        item_map = self.pipeline.retrieval.item_map
-        return len(item_map) if item_map is not None else 0
-
-    def knows_item(self, item_id: str) -> bool:
-        item_map = self.pipeline.retrieval.item_map
-        return item_map is not None and item_id in item_map
-
-    def knows_user(self, user_id: str) -> bool:
-        user_map = self.pipeline.retrieval.user_map
-        return user_map is not None and user_id in user_map
-
-    def describe(self, item_id: str) -> tuple[str, list[str]]:
-        info = self.pipeline.catalog.get(item_id, {})
-        return str(info.get("title", "")), [str(c) for c in info.get("categories", [])]
 
 
 @dataclass(frozen=True)
@@ -198,6 +123,7 @@ class RecommendationService:
         *,
         index_factory: IndexFactory = cosine_index,
         history_limit: int = HISTORY_LIMIT,
+        follow_store: bool = False,
     ) -> None:
         self.store = store
         self.index_factory = index_factory
@@ -209,13 +135,70 @@ class RecommendationService:
             lambda queries: self.recommend_for_users(queries), name="lmrec-recommend"
         )
         """User recommendation requests awaited on the event loop, served in batches."""
+        self._sync_stop = threading.Event()
+        self._sync_thread: threading.Thread | None = None
         with self._changes:
-            self._current = self._load(Path(run_dir))
+            state = store.served_state()
+            self._generation = state.generation  # the store's changes this process has
+            start = Path(state.run) if follow_store and state.run else Path(run_dir)
+            self._current = self._load(start)
 
     def close(self) -> None:
-        """Serve the queued requests, stop the queue's thread, and close the store."""
+        """Stop following the store, serve the queued requests, and close the store."""
+        self._sync_stop.set()
+        if self._sync_thread is not None:
+            self._sync_thread.join(10)
+            self._sync_thread = None
         self.queue.close()
         self.store.close()
+
+    # ------------------------------------------------------------------------- processes
+    def sync(self) -> bool:
+        """Replay what other serving processes changed; ``True`` if something changed.
+
+        Several processes serving one store (``lmrec serve --workers N``) each hold their
+        own model. A process that creates or deletes an item, or reloads the model, counts
+        the change in the store (:meth:`Store.record_change`); the others see the count
+        move here and reload (the run the store names), which also replays every item
+        change. Requests keep flowing on the old version meanwhile.
+
+        Raises:
+            ModelFileError: The run the store names cannot be loaded (the current version
+                stays, and the next call tries again).
+        """
+        state = self.store.served_state()
+        if state.generation == self._generation:
+            return False
+        with self._changes:
+            target = Path(state.run) if state.run else self._current.run_dir
+            self._current = self._load(target)
+            self._generation = state.generation
+        log.info("replayed changes up to %d: serving %s", state.generation, self.current.version)
+        return True
+
+    def follow_store(self, interval: float = 1.0) -> None:
+        """Call :meth:`sync` every ``interval`` seconds in a thread, until :meth:`close`."""
+        if interval <= 0:
+            raise ValueError(f"interval must be positive, got {interval}")
+        if self._sync_thread is not None:
+            return
+        self._sync_stop.clear()
+
+        def follow() -> None:
+            while not self._sync_stop.wait(interval):
+                try:
+                    self.sync()
+                except Exception as e:  # a bad run or an unreachable store: try again later
+                    log.warning("cannot replay the store's changes: %s", e)
+
+        self._sync_thread = threading.Thread(target=follow, name="lmrec-sync", daemon=True)
+        self._sync_thread.start()
+
+    def _count_change(self, run: Path | None = None) -> None:
+        """Record a change made here; it is already applied, so this process skips it."""
+        count = self.store.record_change(str(run.resolve()) if run is not None else None)
+        if count == self._generation + 1:  # nobody else changed anything in between
+            self._generation = count
 
     @property
     def current(self) -> LoadedModel:
@@ -307,6 +290,7 @@ class RecommendationService:
             target = Path(run_dir) if run_dir is not None else old.run_dir
             new = self._load(target)
             self._current = new  # the swap: one reference assignment
+            self._count_change(target)
         log.info("model %s replaced by %s", old.version, new.version)
         return Reloaded(new.version, old.version, str(target), time.perf_counter() - start)
 
@@ -494,6 +478,7 @@ class RecommendationService:
             if model.index is not None and vector is not None:
                 model.index.add([item_id], vector)
             self._deleted = self._deleted - {item_id}
+            self._count_change()
         return ItemChange(item_id, bool(added.added), model.version, model.index is not None)
 
     def delete_item(self, item_id: str) -> None:
@@ -510,6 +495,7 @@ class RecommendationService:
             self._deleted = self._deleted | {item_id}
             if model.index is not None:
                 model.index.remove([item_id], missing_ok=True)
+            self._count_change()
 
     def forget_user(self, user_id: str) -> UserForgotten:
         """Delete the user's stored events, stop serving their training history, and add them

@@ -120,7 +120,25 @@ api_keys = Table(
     Column("revoked_at", Double, nullable=True),
 )
 
+service_state = Table(
+    "service_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("generation", BigInteger, nullable=False),
+    Column("run", Text, nullable=True),
+)
+"""One row: a counter of the changes every serving process must replay (items created or
+deleted through the API, model reloads) and the run the last reload chose."""
+
 DEFAULT_DATABASE_URL = "sqlite:///runs/service.db"
+
+
+@dataclass(frozen=True)
+class ServedState:
+    """What :meth:`Store.served_state` reads: the change counter and the chosen run."""
+
+    generation: int
+    run: str | None
 
 
 @dataclass(frozen=True)
@@ -249,6 +267,35 @@ class Store:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         return sqlite_insert(table)
+
+    # ------------------------------------------------------------------------- processes
+    def served_state(self) -> ServedState:
+        """The change counter (0 before the first change) and the run last reloaded."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(service_state.c.generation, service_state.c.run).where(
+                    service_state.c.id == 1
+                )
+            ).first()
+        return ServedState(int(row[0]), row[1]) if row is not None else ServedState(0, None)
+
+    def record_change(self, run: str | None = None) -> int:
+        """Count one change that other serving processes must replay; the new count.
+
+        ``run``: the run a reload chose (kept for the others to load); ``None`` keeps the
+        recorded one. Concurrent calls (from any process) get distinct counts.
+        """
+        stmt = self._insert(service_state).values(id=1, generation=1, run=run)
+        update_set: dict[str, Any] = {"generation": service_state.c.generation + 1}
+        if run is not None:
+            update_set["run"] = run
+        stmt = stmt.on_conflict_do_update(index_elements=["id"], set_=update_set)
+        with self._write() as conn:
+            conn.execute(stmt)
+            count = conn.execute(
+                select(service_state.c.generation).where(service_state.c.id == 1)
+            ).scalar_one()
+        return int(count)
 
     def ping(self) -> None:
         """Run ``SELECT 1`` (raises when the database is unreachable)."""

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lmrec.errors import UnknownIdError
 from lmrec.pipeline import Pipeline
 from lmrec.service.batching import ScoreBatcher
+from lmrec.service.loaded import LoadedModel
 from lmrec.service.store import UserState
-
-if TYPE_CHECKING:
-    from lmrec.service.runtime import LoadedModel
 
 
 @dataclass(frozen=True)
