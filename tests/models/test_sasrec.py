@@ -18,6 +18,7 @@ from lmrec.models.baselines.sasrec import SASRecConfig, SASRecModule, SASRecReco
 from lmrec.models.baselines.sasrec._recommender import (
     SequenceTask,
     _same_target_groups,
+    augmented,
     encode_histories,
     training_sequences,
 )
@@ -322,3 +323,20 @@ def test_contrastive_regulariser_adds_a_finite_loss_and_trains(mode: str) -> Non
     assert float(same) == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError, match="contrastive"):
         SequenceTask(network, inputs, targets, 16, contrastive="nope")
+
+
+def test_augmented_sequences_add_a_reversed_or_shuffled_copy() -> None:
+    seqs = [np.array([1, 2, 3]), np.array([4]), np.array([5, 6])]
+    assert [s.tolist() for s in augmented(seqs, "none", 0)] == [[1, 2, 3], [4], [5, 6]]
+    rev = augmented(seqs, "reverse", 0)
+    assert [s.tolist() for s in rev] == [[1, 2, 3], [4], [5, 6], [3, 2, 1], [6, 5]]
+    shuffled = augmented(seqs, "shuffle", 3)
+    assert len(shuffled) == 5 and [sorted(s.tolist()) for s in shuffled[3:]] == [[1, 2, 3], [5, 6]]
+    assert [s.tolist() for s in augmented(seqs, "shuffle", 3)] == [s.tolist() for s in shuffled]
+    with pytest.raises(ValueError, match="augmentation"):
+        augmented(seqs, "sideways", 0)
+    config = SASRecConfig(**{**SMALL, "augment": "reverse"})
+    config.trainer.epochs = 2
+    model = SASRecRecommender(config)
+    report = model.fit(planted_data()[0])
+    assert len(report.history) == 2 and np.isfinite(report.history[-1]["loss"])

@@ -58,6 +58,12 @@ class SASRecConfig(BaseModel):
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
     """Label smoothing of the cross-entropy loss (0 = none)."""
 
+    augment: Literal["none", "reverse", "shuffle"] = "none"
+    """Extra training sequences: each user's sequence also read backwards (``"reverse"``),
+    or in one fixed random order (``"shuffle"``, seeded by the trainer's seed), so that the
+    model also learns item pairs regardless of their order (what item-kNN's symmetric
+    co-occurrence uses). Scoring is unchanged."""
+
     contrastive: Literal["none", "dropout", "same_target"] = "none"
     """Contrastive regulariser of the sequence representation (DuoRec, Qiu et al. 2022):
     ``"dropout"`` pulls two dropout views of each training sequence together against the

@@ -66,6 +66,19 @@ def encode_histories(histories: Sequence[np.ndarray], max_len: int, start_token:
     return tokens
 
 
+def augmented(sequences: Sequence[np.ndarray], how: str, seed: int) -> list[np.ndarray]:
+    """``sequences`` followed by a reversed (``"reverse"``) or shuffled (``"shuffle"``) copy
+    of each that has at least two items; ``"none"``: the sequences alone."""
+    out = [np.asarray(s) for s in sequences]
+    if how == "none":
+        return out
+    if how not in ("reverse", "shuffle"):
+        raise ValueError(f"unknown augmentation {how!r}")
+    rng = np.random.default_rng(seed)
+    extra = [s[::-1] if how == "reverse" else rng.permutation(s) for s in out if len(s) > 1]
+    return out + extra
+
+
 def _same_target_groups(last_targets: np.ndarray) -> list[np.ndarray]:
     """Per row, the rows (itself included) whose last target is the same."""
     order = np.argsort(last_targets, kind="stable")
@@ -259,7 +272,8 @@ class SASRecRecommender(BaseRecommender):
         cfg = self.config
         seed_everything(cfg.trainer.seed)
         network = self._build_network(train.n_items)
-        inputs, targets = training_sequences(train.sequences(), cfg.max_len, network.start_token)
+        sequences = augmented(train.sequences(), cfg.augment, cfg.trainer.seed)
+        inputs, targets = training_sequences(sequences, cfg.max_len, network.start_token)
         if len(inputs) == 0:
             raise DataError("SASRec needs at least one training interaction, got none")
         self.network = network
