@@ -225,16 +225,21 @@ class RequestQueue:
                 answers = [e] * len(batch)
             self.calls += 1
             self.queries += len(batch)
+            # one wake-up per event loop for the whole batch (usually there is one loop)
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
             for w, answer in zip(batch, answers, strict=True):
-                # RuntimeError: the request's event loop is closed, nobody waits
+                by_loop.setdefault(w.loop, []).append((w.future, answer))
+            for loop, settled in by_loop.items():
+                # RuntimeError: the requests' event loop is closed, nobody waits
                 with contextlib.suppress(RuntimeError):
-                    w.loop.call_soon_threadsafe(_settle, w.future, answer)
+                    loop.call_soon_threadsafe(_settle, settled)
 
 
-def _settle(future: asyncio.Future[Any], answer: Any) -> None:
-    if future.done():  # cancelled: the client went away
-        return
-    if isinstance(answer, BaseException):
-        future.set_exception(answer)
-    else:
-        future.set_result(answer)
+def _settle(settled: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, answer in settled:
+        if future.done():  # cancelled: the client went away
+            continue
+        if isinstance(answer, BaseException):
+            future.set_exception(answer)
+        else:
+            future.set_result(answer)
