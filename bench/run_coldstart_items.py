@@ -516,7 +516,8 @@ def markdown(
             lines.append(
                 "- Trained with the cold items in its catalog (as `lmrec train --split cold_item`"
                 " does; they are left out of the training softmax, so they get no gradient), "
-                "the fused model keeps their id embeddings at their random initial values (mean "
+                "the fused model never trains their id embeddings (random initial values, at "
+                "most shrunk by weight decay; mean "
                 f"norm {zeroed.get('id_norm_cold_as_trained', float('nan')):.3f} vs "
                 f"{zeroed.get('id_norm_warm', float('nan')):.3f} for trained items): cold "
                 f"NDCG@10 {raw['metrics']['cold_ndcg@10']:.4f} with those, "
