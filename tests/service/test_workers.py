@@ -116,3 +116,22 @@ def test_serve_with_two_worker_processes(tmp_path: Path, text_run: Path) -> None
             proc.kill()
             proc.wait()
     assert "serving" in log.read_text() and "2 worker processes" in log.read_text()
+
+
+def test_workers_that_cannot_start_stop_the_service(tmp_path: Path, text_run: Path) -> None:
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))  # no SO_REUSEPORT: nobody else may listen here
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    url = f"sqlite:///{tmp_path / 'service.db'}"
+    command = [sys.executable, "-m", "lmrec.cli.main", "serve", str(text_run), "--db", url]
+    command += ["--port", str(port), "--workers", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
+    finally:
+        taken.close()
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "Address already in use" in done.stderr and "stopping the service" in done.stderr

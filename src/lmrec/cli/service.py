@@ -28,14 +28,6 @@ def _store(args: argparse.Namespace) -> Any:
     return Store(args.db or _default_db())
 
 
-_WORKER_ENV = {
-    "run": "LMREC_SERVE_RUN",
-    "db": "LMREC_SERVE_DB",
-    "threads": "LMREC_SERVE_THREADS",
-    "sync": "LMREC_SERVE_SYNC_SECONDS",
-}
-
-
 def _set_threads(threads: int | None) -> None:
     if threads is not None:
         import faiss
@@ -76,43 +68,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 0
     # Each worker process loads the run itself and follows the store's changes; the run
     # named here becomes the store's, so that a worker restarted later loads it too.
-    store.record_change(str(Path(args.run).resolve()))
+    from lmrec.service.processes import WorkerSettings, reuse_port_supported, serve_processes
+
+    if not reuse_port_supported():
+        raise LmrecError("--workers > 1 needs SO_REUSEPORT sockets (Linux or BSD)")
+    run = str(Path(args.run).resolve())
+    store.record_change(run)
     service.close()
     del service
-    os.environ.update(
-        {
-            _WORKER_ENV["run"]: str(Path(args.run).resolve()),
-            _WORKER_ENV["db"]: store.url,
-            _WORKER_ENV["threads"]: "" if args.threads is None else str(args.threads),
-            _WORKER_ENV["sync"]: str(args.sync_seconds),
-        }
-    )
-    uvicorn.run(
-        "lmrec.cli.service:worker_app",
-        factory=True,
-        workers=args.workers,
+    settings = WorkerSettings(
+        run=run,
+        db=store.url,
+        host=args.host,
+        port=args.port,
+        threads=args.threads,
+        sync_seconds=args.sync_seconds,
         log_level=args.log_level,
-        **options,
     )
-    return 0
-
-
-def worker_app() -> Any:
-    """The app of one process of ``lmrec serve --workers N`` (a uvicorn factory).
-
-    Reads its settings from the environment ``cmd_serve`` prepared; serves the run the
-    store names and replays the other workers' changes every ``--sync-seconds``.
-    """
-    from lmrec.service import RecommendationService, Store, create_app
-
-    env = os.environ
-    threads = env.get(_WORKER_ENV["threads"], "")
-    _set_threads(int(threads) if threads else None)
-    service = RecommendationService(
-        Store(env[_WORKER_ENV["db"]]), env[_WORKER_ENV["run"]], follow_store=True
-    )
-    service.follow_store(float(env.get(_WORKER_ENV["sync"], "1.0")))
-    return create_app(service)
+    return serve_processes(settings, args.workers)
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
