@@ -25,10 +25,12 @@ demo: $(STAMP)
 	$(VENV)/bin/lmrec demo
 
 # The HTTP service over a run of `make demo` (SERVE_RUN=... for another); store: runs/service.db.
-# Make a key first: .venv/bin/lmrec keys create --scope read
+# Make a key first: .venv/bin/lmrec keys create --scope read. SERVE_WORKERS=2: one process
+# per core.
 SERVE_RUN ?= runs/demo/sasrec
+SERVE_WORKERS ?= 1
 serve: $(STAMP)
-	$(VENV)/bin/lmrec serve $(SERVE_RUN)
+	$(VENV)/bin/lmrec serve $(SERVE_RUN) --workers $(SERVE_WORKERS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -67,7 +69,8 @@ bench-diversity: $(STAMP)
 	$(PY) bench/readme_tables.py
 
 # The service under concurrent clients (bench/results/load.md): ML-100K and a synthetic
-# 100,000-item catalog (its SASRec run is trained once into runs/load, ~10 min).
+# 100,000-item catalog (its SASRec run is trained once into runs/load, ~10 min). Uses wrk
+# when it is installed (apt-get install wrk), else the script's own asyncio client.
 bench-load: $(STAMP)
 	$(PY) bench/run_load.py
 
