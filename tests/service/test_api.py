@@ -209,6 +209,10 @@ def test_health_ready_and_metrics(knn_api: Api) -> None:
     assert f'lmrec_http_request_duration_seconds_bucket{{le="+Inf",method="GET",{route}}}' in text
     assert 'lmrec_model_info{name="itemknn",version="knn-' in text
     assert "lmrec_index_items 60.0" in text and "lmrec_catalog_items 60.0" in text
+    # the four user requests went through the batching queue (each alone here)
+    assert "lmrec_recommend_batched_requests_total 4.0" in text
+    assert "lmrec_recommend_batches_total 4.0" in text
+    assert "lmrec_store_changes_applied 0.0" in text
     assert "secret-user-17" not in text  # routes are templates, never raw ids
 
 

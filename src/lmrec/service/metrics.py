@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -71,6 +71,22 @@ class ModelCollector(Collector):
             "lmrec_deleted_items",
             "Items removed from results.",
             value=len(self.service.deleted_items),
+        )
+        queue = self.service.queue
+        yield CounterMetricFamily(
+            "lmrec_recommend_batches",
+            "Batches the user-recommendation queue served (one store read, one model call).",
+            value=queue.calls,
+        )
+        yield CounterMetricFamily(
+            "lmrec_recommend_batched_requests",
+            "User-recommendation requests served by the queue (over batches: mean batch size).",
+            value=queue.queries,
+        )
+        yield GaugeMetricFamily(
+            "lmrec_store_changes_applied",
+            "The store's change count (items, reloads) this process has applied.",
+            value=self.service.changes_applied,
         )
 
 

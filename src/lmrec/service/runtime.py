@@ -153,6 +153,11 @@ class RecommendationService:
         self.store.close()
 
     # ------------------------------------------------------------------------- processes
+    @property
+    def changes_applied(self) -> int:
+        """The store's change count up to which this process has applied every change."""
+        return self._generation
+
     def sync(self) -> bool:
         """Replay what other serving processes changed; ``True`` if something changed.
 
