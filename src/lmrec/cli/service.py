@@ -28,26 +28,18 @@ def _store(args: argparse.Namespace) -> Any:
     return Store(args.db or _default_db())
 
 
-def _set_threads(threads: int | None) -> None:
-    if threads is not None:
-        import faiss
-        import torch
-
-        torch.set_num_threads(threads)
-        faiss.omp_set_num_threads(threads)
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     store = _store(args)
     import uvicorn
 
     from lmrec.service import RecommendationService, create_app
+    from lmrec.service.processes import set_threads
 
     if args.workers < 1:
         raise LmrecError(f"--workers must be at least 1, got {args.workers}")
     if args.sync_seconds <= 0:
         raise LmrecError(f"--sync-seconds must be positive, got {args.sync_seconds}")
-    _set_threads(args.threads)
+    set_threads(args.threads)
     service = RecommendationService(store, Path(args.run))  # loads and checks the run
     if not any(k.revoked_at is None for k in store.api_keys()):
         print(

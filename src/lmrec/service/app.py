@@ -197,13 +197,17 @@ def create_app(service: RecommendationService) -> FastAPI:
         explain: Annotated[bool, Query(description="Attach why each item was chosen.")] = False,
     ) -> Response:
         """Top ``k`` for a user, from their training history and every event stored since."""
-        query = UserQuery(user_id, k, diversity, diversity_method, explain)
         if explain:  # slow (it scores many reduced histories): kept out of the shared batches
-            out = await run_in_threadpool(service.recommend_for_users, [query])
-            answer = out[0]
-            if isinstance(answer, Exception):
-                raise answer
+            answer = await run_in_threadpool(
+                service.recommend_for_user,
+                user_id,
+                k=k,
+                diversity=diversity,
+                diversity_method=diversity_method,
+                explain=True,
+            )
         else:  # served with the other requests waiting at that moment (one model call)
+            query = UserQuery(user_id, k, diversity, diversity_method)
             answer = await service.queue.submit(query)
         return _recommendations(user_id, answer.model_version, answer.items)
 

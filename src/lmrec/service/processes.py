@@ -63,18 +63,23 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def set_threads(threads: int | None) -> None:
+    """Torch and faiss threads of this process (``None``: leave their defaults)."""
+    if threads is not None:
+        import faiss
+        import torch
+
+        torch.set_num_threads(threads)
+        faiss.omp_set_num_threads(threads)
+
+
 def worker_main(settings: WorkerSettings) -> None:
     """One worker process: load the run, follow the store, serve on a reuse-port socket."""
     import uvicorn
 
     from lmrec.service import RecommendationService, Store, create_app
 
-    if settings.threads is not None:
-        import faiss
-        import torch
-
-        torch.set_num_threads(settings.threads)
-        faiss.omp_set_num_threads(settings.threads)
+    set_threads(settings.threads)
     sock = listening_socket(settings.host, settings.port)
     service = RecommendationService(Store(settings.db), settings.run, follow_store=True)
     service.follow_store(settings.sync_seconds)
