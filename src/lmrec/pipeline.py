@@ -32,7 +32,7 @@ import numpy as np
 
 from lmrec.errors import ConfigError, ModelFileError, UnknownIdError
 from lmrec.models import BaseRecommender, load_model
-from lmrec.models.base import AddedItems
+from lmrec.models.base import AddedItems, TopItems
 
 if TYPE_CHECKING:
     from lmrec.attributes import ItemAttributes
@@ -263,17 +263,17 @@ class Pipeline:
         assert user_id is not None
         return user_index, self.retrieval.history_of(user_id)
 
-    def _diversified_top(self, scores: np.ndarray, k: int, config: DiversityConfig) -> np.ndarray:
-        """The top ``k`` of a final score row (history already at ``-inf``), re-ranked."""
+    def _diversified_top(
+        self, cands: np.ndarray, relevance: np.ndarray, k: int, config: DiversityConfig
+    ) -> np.ndarray:
+        """The top ``k`` of the best candidates (best first, with their scores), re-ranked."""
         from lmrec.diversity import diversify
-        from lmrec.models.ctr import top_candidates
 
-        cands = top_candidates(scores, np.zeros(0, dtype=np.int64), max(config.candidates, k))
         categories = self.item_categories() if config.max_per_category is not None else None
         if categories is not None and not any(categories):
             raise ConfigError("max_per_category needs a catalog with item categories")
         vectors = self.item_vectors() if config.lam > 0.0 else None
-        return diversify(cands, scores[cands], k, config, vectors, categories)
+        return diversify(cands, relevance, k, config, vectors, categories)
 
     def _history_indices(self, history: Sequence[str]) -> np.ndarray:
         item_map = self.retrieval._require(self.retrieval.item_map)
@@ -283,6 +283,33 @@ class Pipeline:
             if item not in item_map:
                 raise UnknownIdError("item", item)
         return np.asarray([item_map.index(i) for i in history], dtype=np.int64)
+
+    def _spread(
+        self, diversity: float | None, method: str | None, max_per_category: int | None
+    ) -> DiversityConfig:
+        """The diversity options of one call: each unset one from :attr:`diversity`."""
+        from lmrec.diversity import DiversityConfig, diversity_config
+
+        default = self.diversity if self.diversity is not None else DiversityConfig()
+        cap = default.max_per_category if max_per_category is None else max_per_category or None
+        return diversity_config(
+            default.method if method is None else method,
+            default.lam if diversity is None else diversity,
+            default.candidates,
+            cap,
+        )
+
+    def candidates_needed(
+        self,
+        k: int,
+        diversity: float | None = None,
+        diversity_method: str | None = None,
+        max_per_category: int | None = None,
+    ) -> int:
+        """How many best items :meth:`recommend` draws from for these options (the
+        re-rankers' candidates when diversity applies, else ``k``)."""
+        spread = self._spread(diversity, diversity_method, max_per_category)
+        return max(spread.candidates, k) if spread.active else k
 
     def recommend(
         self,
@@ -299,6 +326,7 @@ class Pipeline:
         explain: bool = False,
         exclude: Iterable[str] | None = None,
         score_with: Callable[[np.ndarray, Sequence[np.ndarray]], np.ndarray] | None = None,
+        top_with: TopItems | None = None,
     ) -> list[PipelineRecommendation]:
         """Top ``k`` items for a known user, or for a history of item ids.
 
@@ -333,7 +361,11 @@ class Pipeline:
                 unknown ids are ignored.
             score_with: Computes the retrieval scores in place of ``self.retrieval.score`` (same
                 contract); the service passes one that scores concurrent requests in one
-                batch (:class:`lmrec.service.runtime.ScoreBatcher`). Not used for ``text``.
+                batch (:class:`lmrec.service.runtime.ScoreBatcher`). Not used for ``text``;
+                given, the full score row is sorted.
+            top_with: Finds the best items in place of ``self.retrieval.top_items`` (same
+                contract); the service passes one that answers from a batch found ahead.
+                Used when there is neither a ranker, nor a text, nor ``score_with``.
 
         Raises:
             ConfigError: None of ``user_id``, ``history``, ``text``, ``attributes`` was
@@ -352,54 +384,53 @@ class Pipeline:
             query = scrub_text(query_text(text, attributes))  # PII never reaches the model
         if user_id is None and history is None and query is None:
             raise ConfigError("recommend needs a user_id or a history of item ids, or a text")
-        from lmrec.diversity import DiversityConfig, diversity_config
-
-        default = self.diversity if self.diversity is not None else DiversityConfig()
-        cap = default.max_per_category if max_per_category is None else max_per_category or None
-        spread = diversity_config(
-            default.method if diversity_method is None else diversity_method,
-            default.lam if diversity is None else diversity,
-            default.candidates,
-            cap,
-        )
+        spread = self._spread(diversity, diversity_method, max_per_category)
         user_index, hist = self.query_indices(user_id, history)
-        if query is not None:
-            from lmrec.coldstart import ColdStartScorer
-
-            scorer = ColdStartScorer(self.retrieval, self.cold_start)
-            retrieval = scorer.score_texts([query], [hist])[0].astype(np.float64)
-            if explain:  # the explanation scores reduced histories with the same text
-
-                def explained_score(users: np.ndarray, rows: Sequence[np.ndarray]) -> np.ndarray:
-                    q = scorer.encode([query])
-                    return scorer.score(np.repeat(q, len(rows), axis=0), rows)
-        else:
-            score = score_with if score_with is not None else self.retrieval.score
-            retrieval = score(np.array([user_index]), [hist])[0].astype(np.float64)
-        scores = retrieval
-        if self.ranker is not None and query is None:
-            scores = self.score(np.array([user_index]), [hist])[0].astype(np.float64)
         masked = [hist] if exclude_seen and len(hist) else []
         if exclude is not None:
             known = self.retrieval._require(self.retrieval.item_map)
             masked.append(np.asarray([known.index(i) for i in exclude if i in known], dtype=int))
-        if any(len(m) for m in masked):
-            scores = scores.copy()
-            for m in masked:
-                scores[m] = -np.inf
-        if spread.active:
-            k = min(k, int(np.isfinite(scores).sum()))
-            if k == 0:
-                return []
-            top = self._diversified_top(scores, k, spread)
+        mask = np.concatenate(masked).astype(np.int64) if masked else np.zeros(0, np.int64)
+        n = self.candidates_needed(k, diversity, diversity_method, max_per_category)
+        retrieval_scores: dict[int, float]
+        if query is None and self.ranker is None and score_with is None:
+            # no full row needed: the model finds its best n items (top_with: in a batch)
+            find = top_with if top_with is not None else self.retrieval.top_items
+            cands, values = find(np.array([user_index]), [hist], n, [mask])[0]
+            retrieval_scores = dict(zip(cands.tolist(), values.tolist(), strict=True))
+            relevance = values.astype(np.float64)
         else:
-            from lmrec.models.ctr import top_candidates
+            if query is not None:
+                from lmrec.coldstart import ColdStartScorer
+
+                scorer = ColdStartScorer(self.retrieval, self.cold_start)
+                retrieval = scorer.score_texts([query], [hist])[0].astype(np.float64)
+                if explain:  # the explanation scores reduced histories with the same text
+
+                    def explained_score(
+                        users: np.ndarray, rows: Sequence[np.ndarray]
+                    ) -> np.ndarray:
+                        q = scorer.encode([query])
+                        return scorer.score(np.repeat(q, len(rows), axis=0), rows)
+            else:
+                score = score_with if score_with is not None else self.retrieval.score
+                retrieval = score(np.array([user_index]), [hist])[0].astype(np.float64)
+            scores = retrieval
+            if self.ranker is not None and query is None:
+                scores = self.score(np.array([user_index]), [hist])[0].astype(np.float64)
+            from lmrec.models.ctr._rerank import top_candidates
 
             # ties to the lower item index, as the evaluator and the re-rankers break them;
-            # fewer than k when fewer items are left
-            top = top_candidates(scores, np.zeros(0, dtype=np.int64), k)
-            if len(top) == 0:
-                return []
+            # fewer than n when fewer items are left
+            cands = top_candidates(scores, mask, n)
+            retrieval_scores = {int(i): float(retrieval[i]) for i in cands}
+            relevance = scores[cands]
+        if len(cands) == 0:
+            return []
+        if spread.active:
+            top = self._diversified_top(cands, relevance, min(k, len(cands)), spread)
+        else:
+            top = cands[:k]
         probs: dict[int, float] = {}
         if self.ranker is not None and query is None:
             shown = [int(i) for i in top]
@@ -418,11 +449,11 @@ class Pipeline:
             out.append(
                 PipelineRecommendation(
                     item_id=item_id,
-                    score=probs.get(int(i), float(retrieval[i])),
+                    score=probs.get(int(i), retrieval_scores[int(i)]),
                     rank=rank,
                     title=str(info.get("title", "")),
                     categories=list(info.get("categories", [])),
-                    retrieval_score=float(retrieval[i]),
+                    retrieval_score=retrieval_scores[int(i)],
                     explanation=reasons[rank - 1] if reasons else None,
                 )
             )

@@ -123,6 +123,25 @@ class RecommenderContract:
     def test_score_empty_batch(self, fitted: BaseRecommender) -> None:
         assert fitted.score(np.zeros(0, dtype=np.int64), []).shape == (0, N_ITEMS)
 
+    def test_top_items_are_the_sorted_score_rows(
+        self, fitted: BaseRecommender, data: tuple[InteractionData, InteractionData]
+    ) -> None:
+        seqs = data[0].sequences()
+        users = np.array([0, 1, -1])
+        histories = [seqs[0], seqs[1][:3], np.array([], dtype=np.int64)]
+        rows = fitted.score(users, histories)
+        masks = [seqs[0], np.array([0, 1]), np.zeros(0, dtype=np.int64)]
+        got = fitted.top_items(users, histories, 7, masks)
+        for row, mask, (ids, scores) in zip(rows, masks, got, strict=True):
+            masked = row.astype(np.float64)
+            masked[mask] = -np.inf
+            order = np.lexsort((np.arange(N_ITEMS), -masked))  # ties to the lower index
+            want = [i for i in order if np.isfinite(masked[i])][:7]
+            assert ids.tolist() == want
+            np.testing.assert_allclose(scores, row[want], rtol=1e-6)
+        with pytest.raises(ValueError, match="masks"):
+            fitted.top_items(users, histories, 7, masks[:2])
+
     def test_config_round_trip(self) -> None:
         model = self.make_model()
         config = model.config_dict()

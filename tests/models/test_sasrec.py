@@ -340,3 +340,13 @@ def test_augmented_sequences_add_a_reversed_or_shuffled_copy() -> None:
     model = SASRecRecommender(config)
     report = model.fit(planted_data()[0])
     assert len(report.history) == 2 and np.isfinite(report.history[-1]["loss"])
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_last_only_gives_the_last_slot_of_the_full_pass(norm_first: bool) -> None:
+    net = _network(norm_first=norm_first)
+    tokens = torch.from_numpy(encode_histories([np.array([3, 1, 4, 1, 5]), np.array([9])], 10, 21))
+    full = net(tokens)[:, -1]
+    last = net(tokens, last_only=True)
+    assert last.shape == (2, 1, 8)
+    torch.testing.assert_close(last[:, -1], full, rtol=1e-5, atol=1e-6)

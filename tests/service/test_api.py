@@ -272,11 +272,22 @@ def test_a_runs_diversity_setting_applies_unless_the_request_overrides_it(knn_ap
         pipeline.diversity = None
 
 
-def test_a_batch_of_users_gets_exactly_the_lone_answers(knn_api: Api) -> None:
+def test_a_batch_of_users_gets_exactly_the_lone_answers(
+    knn_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from lmrec.errors import UnknownIdError
     from lmrec.service.user_batch import UserQuery
 
     service = knn_api.service
+    pipeline = service.current.pipeline
+    calls: list[int] = []
+    original = pipeline.retrieval.top_items
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(len(args[1]))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline.retrieval, "top_items", spy)
     write = knn_api.auth("write")
     assert knn_api.client.post("/v1/events", json=events("fresh", ["31", "32"]), headers=write)
     assert knn_api.client.post("/v1/events", json=events("3", ["5", "6"]), headers=write)
@@ -288,7 +299,10 @@ def test_a_batch_of_users_gets_exactly_the_lone_answers(knn_api: Api) -> None:
         UserQuery("2", 3, explain=True),
     ]
     answers = service.recommend_for_users(queries)
+    assert calls == [4]  # the best items of all four known users in one model call
     assert isinstance(answers[2], UnknownIdError)
+    direct = pipeline.recommend("2", k=5, exclude=service.deleted_items)  # no stored events
+    assert answers[0].items == direct  # type: ignore[union-attr]
     for query, answer in zip(queries, answers, strict=True):
         if query.user_id == "nobody":
             continue

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, runtime_checkable
@@ -22,6 +22,14 @@ from lmrec.errors import ConfigError, ModelFileError, NotFittedError
 
 if TYPE_CHECKING:
     from lmrec.evaluation.task import EvalTask
+
+
+TopItems = Callable[
+    [np.ndarray, Sequence[np.ndarray], int, Sequence[np.ndarray] | None],
+    list[tuple[np.ndarray, np.ndarray]],
+]
+"""What :meth:`BaseRecommender.top_items` is: (users, histories, n, masked) to, per query,
+the best item indices and their scores."""
 
 
 @dataclass
@@ -206,6 +214,47 @@ class BaseRecommender(ABC):
             for r, i in enumerate(top[:k])
         ]
 
+    def top_items(
+        self,
+        users: np.ndarray,
+        histories: Sequence[np.ndarray],
+        n: int,
+        masked: Sequence[np.ndarray] | None = None,
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per query, the ``n`` best items of :meth:`score`'s row and their scores.
+
+        The same items and order as sorting the full row (ties to the lower index, masked
+        and non-finite scores left out); models that score ``query · item`` find them
+        without sorting the catalog (:mod:`lmrec.models.dot_top`).
+
+        Args:
+            users: As for :meth:`score`.
+            histories: As for :meth:`score`.
+            n: Items per query (fewer when fewer are eligible).
+            masked: Per query, item indices never to return (default: none).
+
+        Returns:
+            Per query, int64 item indices and float32 scores, best first.
+        """
+        from lmrec.models.ctr._rerank import top_candidates
+
+        masks = check_masks(histories, masked)
+        fast = self._top_without_sort(histories, n, masks)
+        if fast is not None:
+            return fast
+        rows = self.score(users, histories)
+        out = []
+        for row, m in zip(rows, masks, strict=True):
+            ids = top_candidates(row, m, n)
+            out.append((ids, np.asarray(row[ids], dtype=np.float32)))
+        return out
+
+    def _top_without_sort(
+        self, histories: Sequence[np.ndarray], n: int, masks: list[np.ndarray]
+    ) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """:meth:`top_items` found without full score rows, or ``None`` (then rows are sorted)."""
+        return None
+
     # -- persistence -----------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         """Write ``model.json``, the id maps, the histories and the model state into ``path``."""
@@ -264,3 +313,14 @@ class BaseRecommender(ABC):
 
     @abstractmethod
     def _load_state(self, path: Path) -> None: ...
+
+
+def check_masks(
+    histories: Sequence[np.ndarray], masked: Sequence[np.ndarray] | None
+) -> list[np.ndarray]:
+    """``masked`` as int64 arrays, one per history (empty ones when ``None``)."""
+    if masked is None:
+        return [np.zeros(0, dtype=np.int64) for _ in histories]
+    if len(masked) != len(histories):
+        raise ValueError(f"{len(masked)} masks for {len(histories)} histories")
+    return [np.asarray(m, dtype=np.int64).reshape(-1) for m in masked]

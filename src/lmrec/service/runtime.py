@@ -29,6 +29,7 @@ import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,15 @@ from lmrec.service.loaded import (
 )
 from lmrec.service.privacy import ServiceBoundary
 from lmrec.service.store import IngestResult, Store, StoredEvent, StoredItem
-from lmrec.service.user_batch import Prepared, UserQuery, precomputed, prepare, score_rows
+from lmrec.service.user_batch import (
+    Prepared,
+    UserQuery,
+    precomputed,
+    precomputed_top,
+    prepare,
+    score_rows,
+    top_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +139,7 @@ class RecommendationService:
         self.history_limit = history_limit
         self._changes = threading.Lock()  # item changes and reloads, one at a time
         self._deleted: frozenset[str] = frozenset()
+        self._deleted_cache: tuple[Pipeline, frozenset[str], np.ndarray] | None = None
         self.batcher = ScoreBatcher()  # concurrent requests share one model call
         self.queue = RequestQueue(
             lambda queries: self.recommend_for_users(queries), name="lmrec-recommend"
@@ -351,9 +361,17 @@ class RecommendationService:
                     prepared.append(prepare(model, j, q, user_id, states[user_id]))
                 except Exception as e:
                     answers[j] = e
-            rows = score_rows(self.batcher, pipeline, prepared)
-            for p, row in zip(prepared, rows, strict=True):
+            ranked = pipeline.ranker is not None  # a CTR ranker reads full score rows
+            rows = score_rows(self.batcher, pipeline, prepared) if ranked else None
+            tops = None if ranked else top_rows(pipeline, prepared, self._deleted_indices(model))
+            for j, p in enumerate(prepared):
                 q = queries[p.position]
+                scoring: dict[str, Any] = {}
+                if rows is not None:
+                    scoring["score_with"] = precomputed(pipeline, p.hist, rows[j])
+                elif tops is not None and tops[j] is not None:
+                    mask, top, asked = tops[j]  # type: ignore[misc]
+                    scoring["top_with"] = precomputed_top(pipeline, p.hist, mask, top, asked)
                 try:
                     recs = pipeline.recommend(
                         p.user,
@@ -363,13 +381,25 @@ class RecommendationService:
                         diversity_method=q.diversity_method,
                         explain=q.explain,
                         exclude=self._deleted,
-                        score_with=precomputed(pipeline, p.hist, row),
+                        **scoring,
                     )
                     answers[p.position] = Recommendations(model.version, recs)
                 except Exception as e:
                     answers[p.position] = e
         assert all(a is not None for a in answers)
         return answers  # type: ignore[return-value]
+
+    def _deleted_indices(self, model: LoadedModel) -> np.ndarray:
+        """The model's sorted item indices of the deleted items (cached per model and set)."""
+        deleted, pipeline = self._deleted, model.pipeline
+        cached = self._deleted_cache
+        if cached is not None and cached[0] is pipeline and cached[1] is deleted:
+            return cached[2]
+        item_map = pipeline.retrieval.item_map
+        known = [item_map.index(i) for i in deleted if item_map is not None and i in item_map]
+        indices = np.unique(np.asarray(known, dtype=np.int64))
+        self._deleted_cache = (pipeline, deleted, indices)
+        return indices
 
     def recommend_for_history(
         self,

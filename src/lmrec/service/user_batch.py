@@ -1,9 +1,10 @@
 """Serving many users' recommendation requests at once (one store read, one model call).
 
 :meth:`lmrec.service.runtime.RecommendationService.recommend_for_users` prepares each query
-(what :meth:`lmrec.pipeline.Pipeline.recommend` will read), scores every prepared history in
-one call of the retrieval model, and hands each row back to ``recommend`` through its
-``score_with``, so a batched answer is exactly the answer of a lone request.
+(what :meth:`lmrec.pipeline.Pipeline.recommend` will read) and asks the retrieval model for
+the best items of every prepared history in one call (:meth:`top_rows`; with a CTR ranker,
+full score rows, :meth:`score_rows`). Each answer goes back to ``recommend`` through its
+``top_with`` (or ``score_with``), so a batched answer is exactly the answer of a lone request.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lmrec.errors import UnknownIdError
+from lmrec.models.base import TopItems
 from lmrec.pipeline import Pipeline
 from lmrec.service.batching import ScoreBatcher
 from lmrec.service.loaded import LoadedModel
@@ -40,6 +42,8 @@ class Prepared:
     history: list[str] | None
     user_index: int
     hist: np.ndarray
+    n: int = 10
+    """How many best items ``recommend`` will draw from (``k``, or the re-ranker's pool)."""
 
 
 def precomputed(
@@ -73,7 +77,8 @@ def prepare(
         history = [*trained, *recent]
     user = user_id if in_model else None
     user_index, hist = pipeline.query_indices(user, history)
-    return Prepared(position, user, history, user_index, hist)
+    n = pipeline.candidates_needed(query.k, query.diversity, query.diversity_method)
+    return Prepared(position, user, history, user_index, hist, n)
 
 
 def score_rows(
@@ -96,3 +101,51 @@ def score_rows(
         return list(model.score(users, [p.hist for p in prepared]))
     except Exception:
         return [None] * len(prepared)
+
+
+Top = tuple[np.ndarray, np.ndarray]
+
+
+def precomputed_top(
+    pipeline: Pipeline, hist: np.ndarray, mask: np.ndarray, top: Top, asked: int
+) -> TopItems:
+    """A ``top_with`` that answers from ``top`` (the best ``asked`` items for ``hist`` with
+    ``mask`` masked, found ahead in a batch) when no more are asked, else asks the model."""
+
+    def find(
+        users: np.ndarray,
+        histories: Sequence[np.ndarray],
+        n: int,
+        masked: Sequence[np.ndarray] | None,
+    ) -> list[Top]:
+        if (
+            len(histories) == 1
+            and masked is not None
+            and np.array_equal(histories[0], hist)
+            and np.array_equal(np.unique(masked[0]), mask)
+            and n <= asked
+        ):
+            return [(top[0][:n], top[1][:n])]
+        return pipeline.retrieval.top_items(users, histories, n, masked)
+
+    return find
+
+
+def top_rows(
+    pipeline: Pipeline, prepared: Sequence[Prepared], deleted: np.ndarray
+) -> list[tuple[np.ndarray, Top, int] | None]:
+    """Per prepared query, its mask (history and ``deleted`` item indices, sorted), its
+    best items and how many were asked, all found in one call of the retrieval model.
+
+    ``None`` where that failed: the query then meets its own error inside ``recommend``.
+    """
+    if not prepared:
+        return []
+    masks = [np.unique(np.concatenate([p.hist, deleted]).astype(np.int64)) for p in prepared]
+    n = max(p.n for p in prepared)
+    users = np.asarray([p.user_index for p in prepared], dtype=np.int64)
+    try:
+        tops = pipeline.retrieval.top_items(users, [p.hist for p in prepared], n, masks)
+    except Exception:
+        return [None] * len(prepared)
+    return [(m, top, n) for m, top in zip(masks, tops, strict=True)]

@@ -122,13 +122,17 @@ class TextSeqModule(nn.Module):
             with torch.no_grad():
                 self.id_embedding.weight[items.to(self.id_embedding.weight.device)] = 0.0
 
-    def forward(self, tokens: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-        """Hidden states ``(batch, length, dim)`` of left-padded ``tokens`` given item vectors."""
+    def forward(
+        self, tokens: torch.Tensor, table: torch.Tensor, last_only: bool = False
+    ) -> torch.Tensor:
+        """Hidden states ``(batch, length, dim)`` of left-padded ``tokens`` given item vectors
+        (``last_only``: the last slot's alone, ``(batch, 1, dim)``)."""
         start = self.sequence.item_embedding.weight[1:2]
         padding = torch.zeros_like(start)
         extended = torch.cat([padding, table, start])
         x = F.embedding(tokens, extended)
-        return self.sequence.contextualize(x, tokens != PAD, tokens != self.start_token)
+        placed = tokens != self.start_token
+        return self.sequence.contextualize(x, tokens != PAD, placed, last_only)
 
     def logits(self, hidden: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         """Scores of every item ``(rows, n_items)`` for hidden states ``(rows, dim)``."""

@@ -16,12 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from lmrec.data.schema import InteractionData
 from lmrec.errors import ConfigError, DataError, ModelFileError
@@ -29,6 +30,7 @@ from lmrec.models.base import FitReport
 from lmrec.models.baselines._config_build import build_config
 from lmrec.models.baselines._validation import quick_ndcg_at_k
 from lmrec.models.baselines.sasrec._recommender import encode_histories, training_sequences
+from lmrec.models.dot_top import FAST_TOP_MIN_ITEMS, DotTopTable
 from lmrec.models.text._base import TextRecommenderBase
 from lmrec.models.text._config import TextSeqConfig
 from lmrec.models.text._model import TextSeqModule, TextSeqNetwork
@@ -108,6 +110,10 @@ class TextSeqRecommender(TextRecommenderBase):
         self.module: TextSeqModule | None = None
         self.tuned: TunableEncoder | None = None
         self._tuned_state: dict[str, torch.Tensor] | None = None
+        self.fast_top_min_items = FAST_TOP_MIN_ITEMS
+        """Catalog size from which :meth:`top_items` skips the full sort."""
+        self._table_cache: tuple[tuple[object, ...], torch.Tensor] | None = None
+        self._dot_cache: tuple[torch.Tensor, DotTopTable] | None = None
 
     # ------------------------------------------------------------------------- building
     def _build_module(self, n_items: int, text_dim: int) -> TextSeqModule:
@@ -350,23 +356,66 @@ class TextSeqRecommender(TextRecommenderBase):
         """
         module: TextSeqModule = self._require(self.module)
         out = np.empty((len(histories), module.n_items), dtype=np.float32)
+        for start, hidden, table in self._last_states(histories):
+            out[start : start + len(hidden)] = module.logits(hidden, table).float().cpu()
+        return out
+
+    def _top_without_sort(
+        self, histories: Sequence[np.ndarray], n: int, masks: list[np.ndarray]
+    ) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        module: TextSeqModule = self._require(self.module)
+        if module.n_items < self.fast_top_min_items or module.text_vectors.is_cuda:
+            return None
+        out: list[tuple[np.ndarray, np.ndarray]] = []
+        for start, hidden, table in self._last_states(histories):
+            top = self._top_table(table)
+            if not top.usable_for(n):
+                return None
+            query = F.normalize(hidden, dim=-1) if module.cosine else hidden
+            out += top.top(query.float(), n, masks[start : start + len(hidden)])
+        return out
+
+    def _top_table(self, table: torch.Tensor) -> DotTopTable:
+        """``table`` (the serving item table) as a :class:`DotTopTable`, cached with it."""
+        module: TextSeqModule = self._require(self.module)
+        if self._dot_cache is None or self._dot_cache[0] is not table:
+            items = F.normalize(table, dim=-1) if module.cosine else table
+            self._dot_cache = (table, DotTopTable(items.cpu(), module.temperature))
+        return self._dot_cache[1]
+
+    def _serving_table(self) -> torch.Tensor:
+        """The eval-mode item table, recomputed only when a weight or a vector changed."""
+        module: TextSeqModule = self._require(self.module)
+        tensors = [*module.parameters(), *module.buffers()]
+        key = (id(module), module.n_items, *((id(t), t._version) for t in tensors))
+        if self._table_cache is None or self._table_cache[0] != key:
+            with torch.no_grad():
+                self._table_cache = (key, module.item_table())
+        return self._table_cache[1]
+
+    def _last_states(
+        self, histories: Sequence[np.ndarray]
+    ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+        """Per chunk of histories: its offset, last-slot hidden states and the item table."""
+        module: TextSeqModule = self._require(self.module)
         if len(histories) == 0:
-            return out
+            return
         was_training = module.training
         if was_training:  # eval() walks every submodule: skip it when serving
             module.eval()
         device = module.text_vectors.device
         step = self.config.score_batch_size
-        with torch.no_grad():
-            table = module.item_table()
-            for start in range(0, len(histories), step):
-                chunk = histories[start : start + step]
-                tokens = encode_histories(chunk, self.config.max_len, module.start_token)
-                hidden = module(torch.from_numpy(tokens).to(device), table)[:, -1]
-                out[start : start + len(chunk)] = module.logits(hidden, table).float().cpu()
-        if was_training:
-            module.train()
-        return out
+        try:
+            with torch.no_grad():
+                table = self._serving_table()
+                for start in range(0, len(histories), step):
+                    chunk = histories[start : start + step]
+                    tokens = encode_histories(chunk, self.config.max_len, module.start_token)
+                    hidden = module(torch.from_numpy(tokens).to(device), table, last_only=True)
+                    yield start, hidden[:, -1], table
+        finally:
+            if was_training:
+                module.train()
 
     # ------------------------------------------------------------------------- persistence
     def _save_state(self, path: Path) -> None:

@@ -30,6 +30,7 @@ from lmrec.models.baselines._config_build import build_config
 from lmrec.models.baselines._validation import quick_ndcg_at_k
 from lmrec.models.baselines.sasrec._config import SASRecConfig
 from lmrec.models.baselines.sasrec._model import PAD, SASRecModule
+from lmrec.models.dot_top import FAST_TOP_MIN_ITEMS, DotTopTable
 from lmrec.training.config import RunOptions
 from lmrec.training.trainer import (
     CheckpointValue,
@@ -248,6 +249,9 @@ class SASRecRecommender(BaseRecommender):
         self.config = build_config(SASRecConfig, config, **overrides)
         self.options = options if options is not None else RunOptions()
         self.network: SASRecModule | None = None
+        self.fast_top_min_items = FAST_TOP_MIN_ITEMS
+        """Catalog size from which :meth:`top_items` skips the full sort."""
+        self._table_cache: tuple[tuple[int, int, int], DotTopTable] | None = None
 
     def _build_network(self, n_items: int) -> SASRecModule:
         c = self.config
@@ -314,22 +318,56 @@ class SASRecRecommender(BaseRecommender):
         """
         network: SASRecModule = self._require(self.network)
         out = np.empty((len(histories), network.n_items), dtype=np.float32)
+        for start, hidden in self._last_states(histories):
+            out[start : start + len(hidden)] = network.logits(hidden).float().cpu().numpy()
+        return out
+
+    def _top_without_sort(
+        self, histories: Sequence[np.ndarray], n: int, masks: list[np.ndarray]
+    ) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        network: SASRecModule = self._require(self.network)
+        table = self._top_table(network)
+        if table is None or not table.usable_for(n) or network.item_embedding.weight.is_cuda:
+            return None
+        out: list[tuple[np.ndarray, np.ndarray]] = []
+        for start, hidden in self._last_states(histories):
+            query = F.normalize(hidden, dim=-1) if network.cosine else hidden
+            out += table.top(query.float(), n, masks[start : start + len(hidden)])
+        return out
+
+    def _top_table(self, network: SASRecModule) -> DotTopTable | None:
+        """The output embeddings as a :class:`DotTopTable` (cached while they are unchanged)."""
+        if network.n_items < self.fast_top_min_items:
+            return None
+        weight = network.item_embedding.weight
+        key = (id(network), id(weight), weight._version)
+        if self._table_cache is None or self._table_cache[0] != key:
+            with torch.no_grad():
+                items = network.item_weights()
+                items = F.normalize(items, dim=-1) if network.cosine else items
+                divisor = network.temperature if network.cosine else 1.0
+                self._table_cache = (key, DotTopTable(items.cpu(), divisor))
+        return self._table_cache[1]
+
+    def _last_states(self, histories: Sequence[np.ndarray]) -> Iterator[tuple[int, torch.Tensor]]:
+        """Hidden states of the last slot per chunk of histories, in eval mode, no grad."""
+        network: SASRecModule = self._require(self.network)
         if len(histories) == 0:
-            return out
+            return
         was_training = network.training
         if was_training:  # eval() walks every submodule: skip it when serving
             network.eval()
         device = network.item_embedding.weight.device
         step = self.config.score_batch_size
-        with torch.no_grad():
-            for start in range(0, len(histories), step):
-                chunk = histories[start : start + step]
-                tokens = encode_histories(chunk, self.config.max_len, network.start_token)
-                hidden = network(torch.from_numpy(tokens).to(device))[:, -1]
-                out[start : start + len(chunk)] = network.logits(hidden).float().cpu().numpy()
-        if was_training:
-            network.train()
-        return out
+        try:
+            with torch.no_grad():
+                for start in range(0, len(histories), step):
+                    chunk = histories[start : start + step]
+                    tokens = encode_histories(chunk, self.config.max_len, network.start_token)
+                    yield start, network(torch.from_numpy(tokens).to(device), last_only=True)[:, -1]
+        finally:
+            if was_training:
+                network.train()
 
     def _save_state(self, path: Path) -> None:
         network: SASRecModule = self._require(self.network)
