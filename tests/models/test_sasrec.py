@@ -350,3 +350,32 @@ def test_last_only_gives_the_last_slot_of_the_full_pass(norm_first: bool) -> Non
     last = net(tokens, last_only=True)
     assert last.shape == (2, 1, 8)
     torch.testing.assert_close(last[:, -1], full, rtol=1e-5, atol=1e-6)
+
+
+def test_future_window_adds_the_later_items_losses_by_hand() -> None:
+    network = _network()
+    seqs = [np.array([1, 2, 3, 4]), np.array([5, 6])]
+    inputs, targets = training_sequences(seqs, 10, network.start_token)
+    batch = (torch.from_numpy(inputs), torch.from_numpy(targets))
+    with torch.no_grad():
+        plain = SequenceTask(network, inputs, targets, 4).loss(batch)
+        dense = SequenceTask(network, inputs, targets, 4, future_window=3, future_decay=0.5)
+        got = dense.loss(batch)
+        assert torch.allclose(
+            SequenceTask(network, inputs, targets, 4, future_window=1).loss(batch), plain
+        )
+        # by hand: slot states of each row; the j-th next item of the slot whose input is
+        # token x_t is the (t + j)-th item of [start] + sequence
+        log_probs = torch.log_softmax(network.logits(network(batch[0])), dim=-1)
+        terms: dict[int, list[torch.Tensor]] = {1: [], 2: [], 3: []}
+        for row, seq in enumerate(seqs):
+            n = len(seq)
+            for t in range(n):  # slot of input position t (0 = the start token)
+                slot = 10 - n + t
+                for j in (1, 2, 3):
+                    if t + j - 1 < n:
+                        terms[j].append(-log_probs[row, slot, int(seq[t + j - 1])])
+        want = sum(0.5 ** (j - 1) * torch.stack(terms[j]).mean() for j in (1, 2, 3)) / 1.75
+    assert torch.allclose(got, want, atol=1e-5)
+    with pytest.raises(ConfigError, match="future_window"):
+        SASRecRecommender(future_window=0)

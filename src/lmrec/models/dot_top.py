@@ -13,9 +13,9 @@ item index; scores equal to float32 rounding), found in three cheap passes:
    bounds the rounding of bfloat16 inputs, the float32 sum and the bfloat16 output; see
    :func:`error_bound`). So an item whose exact score reaches the ``n``-th best exact score
    has a coarse score of at least ``T = (n-th best block maximum) - 2 * eps``. Only blocks
-   with a maximum of at least ``T`` and, in them, items with a coarse score of at least ``T``
-   are candidates; they (a few dozen for ``n = 10`` on a 100,000-item catalog) are scored
-   again in float32 and sorted.
+   with a maximum of at least ``T`` can hold such items; in them, the ``n``-th best coarse
+   score gives a tighter cut ``T'`` (the same argument), and the items at or above it (a
+   few more than ``n`` on a 100,000-item catalog) are scored again in float32 and sorted.
 
 Rows whose query or items are not finite, or that leave fewer than ``n`` eligible blocks,
 take the plain path: the full float32 row and :func:`lmrec.models.ctr.top_candidates`.
@@ -143,6 +143,10 @@ class DotTopTable:
         offsets = torch.arange(self.block)
         index = (chosen[:, :, None] * self.block + offsets).reshape(rows, -1)
         values = torch.gather(coarse, 1, index)
+        # every item with a coarse score >= cut is in these blocks, the n best included: the
+        # n-th best value here is the n-th best coarse score, a tighter cut than the blocks'
+        nth = torch.topk(values, n, dim=1, sorted=False).values.amin(dim=1)
+        cut = torch.maximum(cut, nth - 2.0 * eps)
         keep = values >= cut[:, None]
         picks = int(keep.sum(dim=1).max())
         picked = torch.topk(values.masked_fill(~keep, -torch.inf), picks, dim=1, sorted=False)

@@ -64,6 +64,15 @@ class SASRecConfig(BaseModel):
     model also learns item pairs regardless of their order (what item-kNN's symmetric
     co-occurrence uses). Scoring is unchanged."""
 
+    future_window: int = Field(default=1, ge=1, le=20)
+    """Items after each slot the loss asks the model to predict: 1 is the usual next item;
+    ``w > 1`` adds the cross-entropy of the 2nd..w-th next items, weighted
+    ``future_decay ** (j - 1)`` (a dense "all-action" loss, as in PinnerFormer, Pancha et
+    al. 2022), so that a state also learns what comes a little later. Scoring is unchanged."""
+
+    future_decay: float = Field(default=0.5, gt=0.0, le=1.0)
+    """Weight ratio between the ``j``-th and the ``(j-1)``-th next item's loss."""
+
     contrastive: Literal["none", "dropout", "same_target"] = "none"
     """Contrastive regulariser of the sequence representation (DuoRec, Qiu et al. 2022):
     ``"dropout"`` pulls two dropout views of each training sequence together against the

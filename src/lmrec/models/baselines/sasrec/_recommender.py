@@ -123,6 +123,8 @@ class SequenceTask:
             regulariser of :class:`SASRecConfig` (``contrastive``).
         contrastive_weight: Its weight in the loss.
         contrastive_temperature: Its softmax temperature.
+        future_window: Next items predicted at each slot (:class:`SASRecConfig`).
+        future_decay: Weight ratio of successive next items' losses.
     """
 
     def __init__(
@@ -135,8 +137,12 @@ class SequenceTask:
         contrastive: str = "none",
         contrastive_weight: float = 0.0,
         contrastive_temperature: float = 1.0,
+        future_window: int = 1,
+        future_decay: float = 0.5,
     ) -> None:
         self.module: nn.Module = network
+        self.future_window = future_window
+        self.future_decay = future_decay
         self.label_smoothing = label_smoothing
         self.network = network  # unwrapped, for the output embeddings
         self.inputs = torch.from_numpy(inputs)
@@ -198,6 +204,8 @@ class SequenceTask:
         assert isinstance(self.network, SASRecModule)
         logits = self.network.logits(hidden[real])
         loss = F.cross_entropy(logits, targets[real], label_smoothing=self.label_smoothing)
+        if self.future_window > 1:
+            loss = self.future_loss(loss, logits, targets, real)
         if self.contrastive == "none":
             return loss
         # The second view: the same rows under other dropout masks, or same-target partners.
@@ -205,6 +213,35 @@ class SequenceTask:
         return loss + self.contrastive_weight * self.contrastive_loss(
             hidden[:, -1], view, targets[:, -1]
         )
+
+    def future_loss(
+        self,
+        next_loss: torch.Tensor,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        real: torch.Tensor,
+    ) -> torch.Tensor:
+        """The next-item loss averaged with the losses of the 2nd..w-th next items.
+
+        ``logits`` are the rows of the real slots of ``targets`` (right-aligned rows, so the
+        ``j``-th next item of slot ``t`` is the target of slot ``t + j - 1``).
+        """
+        log_probs = F.log_softmax(logits, dim=-1)
+        total, weights = next_loss, 1.0
+        for j in range(2, self.future_window + 1):
+            if j - 1 >= targets.shape[1]:
+                break
+            later = torch.full_like(targets, _IGNORE)
+            later[:, : -(j - 1)] = targets[:, j - 1 :]
+            later = later[real]
+            valid = later != _IGNORE
+            if not bool(valid.any()):
+                break
+            weight = self.future_decay ** (j - 1)
+            picked = log_probs[valid].gather(1, later[valid][:, None])
+            total = total - weight * picked.mean()
+            weights += weight
+        return total / weights
 
     def contrastive_loss(
         self, first: torch.Tensor, second: torch.Tensor, last_targets: torch.Tensor
@@ -290,6 +327,8 @@ class SASRecRecommender(BaseRecommender):
             cfg.contrastive,
             cfg.contrastive_weight,
             cfg.contrastive_temperature,
+            cfg.future_window,
+            cfg.future_decay,
         )
         trainer_config = cfg.trainer
         if self.fit_options.show_progress and not trainer_config.show_progress:
