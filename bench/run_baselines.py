@@ -13,6 +13,7 @@ Usage::
     python bench/run_baselines.py --datasets ml-100k --models pop itemknn
     python bench/run_baselines.py --models text-mean text-frozen text-fusion text-topk \
         text-lora text-full --no-implicit             # the language-model rows
+    python bench/run_baselines.py --content           # + content prior, from runs/bench/
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ CONFIGS = ROOT.parent / "configs"
 DATASETS = {"ml-100k": "ml100k", "amazon-scientific": "scientific"}
 MODELS = ["pop", "itemknn", "bpr", "sasrec"]
 TEXT_MODELS = ["text-mean", "text-frozen", "text-fusion", "text-topk", "text-lora", "text-full"]
+CONTENT_MODELS = ["text-frozen", "text-fusion"]
+"""Rows also shown with the content prior (``--content``: ``<model>+content``)."""
 COLUMNS = ["model", "ndcg@10", "recall@10", "mrr@10", "ndcg@50", "recall@50", "coverage@10"]
 
 # Test NDCG@10 / Recall@10 measured with RecBole 1.2.1 and `implicit` 0.7.3 on this kind of
@@ -168,6 +171,51 @@ def collect_runs(dataset: str, models: list[str], meta: dict[str, Any]) -> list[
     return rows
 
 
+def content_rows(dataset: str, meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """``<model>+content`` rows: the saved ``runs/bench/`` text models with the content prior,
+    its weight chosen on the validation set (``tune_content_weight``), evaluated on test.
+
+    The prior changes no training (``content_weight = "auto"`` chooses it after training), so
+    the saved models are the ones ``lmrec train`` with ``"auto"`` would fit.
+    """
+    from lmrec.models import load_model
+    from lmrec.models.text import TextSeqRecommender
+
+    tag = DATASETS[dataset]
+    rows = []
+    for name in CONTENT_MODELS:
+        run = ROOT.parent / "runs" / "bench" / f"{name}-{tag}"
+        if not (run / "result.json").exists():
+            print(f"[{dataset}] {run} is missing: no {name}+content row", file=sys.stderr)
+            continue
+        path = CONFIGS / f"{name}-{tag}.toml"
+        config = load_config(path, {"run.show_progress": False})
+        data_set, data = prepare_data(config)
+        model = load_model(run / "model")
+        assert isinstance(model, TextSeqRecommender)
+        start = time.perf_counter()
+        values = model.tune_content_weight(data.valid_task())
+        tune_seconds = time.perf_counter() - start
+        result = make_evaluator(config, data_set, data).evaluate(model, data.test_task())
+        record = RunRecord.read(run / "result.json")
+        row = make_row(f"{name}+content", path, record, meta)
+        row.update(
+            metrics=result.metrics,
+            slice_metrics=result.slices,
+            content_weight=model.content_weight,
+            content_validation={str(w): v for w, v in values.items()},
+            content_tune_seconds=tune_seconds,
+        )
+        print(
+            f"[{dataset}] {name}+content: weight {model.content_weight} (validation "
+            f"{values}), test ndcg@10 {result.metrics['ndcg@10']:.4f} "
+            f"(without: {record.metrics['ndcg@10']:.4f})",
+            flush=True,
+        )
+        rows.append(row)
+    return rows
+
+
 def run_dataset(
     dataset: str, models: list[str], threads: int, with_implicit: bool, meta: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -205,7 +253,9 @@ def merge_rows(dataset: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]
     old = json.loads(path.read_text()) if path.exists() else []
     fresh = {r["model"] for r in rows}
     kept = [r for r in old if r["model"] not in fresh]
-    order = {m: i for i, m in enumerate([*MODELS, "implicit-bpr", "implicit-als", *TEXT_MODELS])}
+    names = [*MODELS, "implicit-bpr", "implicit-als", *TEXT_MODELS]
+    names += [f"{m}+content" for m in CONTENT_MODELS]
+    order = {m: i for i, m in enumerate(names)}
     return sorted(kept + rows, key=lambda r: order.get(r["model"], len(order)))
 
 
@@ -270,6 +320,12 @@ def main() -> None:
     parser.add_argument(
         "--tables-only", action="store_true", help="rewrite the Markdown from the JSON, run nothing"
     )
+    parser.add_argument(
+        "--content",
+        action="store_true",
+        help="only the <model>+content rows: the runs/bench/ text models with the content "
+        "prior chosen on validation",
+    )
     args = parser.parse_args()
     meta = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -284,7 +340,9 @@ def main() -> None:
             rows = json.loads((RESULTS / f"{dataset}.json").read_text())
             write_results(dataset, rows, rows[-1])
             continue
-        if args.from_runs:
+        if args.content:
+            rows = content_rows(dataset, meta)
+        elif args.from_runs:
             rows = collect_runs(dataset, args.models, meta)
         else:
             rows = run_dataset(dataset, args.models, args.threads, not args.no_implicit, meta)

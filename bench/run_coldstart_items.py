@@ -330,6 +330,8 @@ def trained_models(
 ) -> tuple[dict[str, BaseRecommender], dict[str, Any]]:
     """Fit a row's model(s) and keep them under ``runs/coldstart-items/`` (or load them from
     there with ``reuse``), so the evaluation can change without training again."""
+    if name.endswith("+content"):
+        return with_content(name, data, epochs, reuse)
     folder = MODELS_DIR / data.dataset.name / _slug(name + variant_suffix())
     info_file = folder / "info.json"
     if reuse and info_file.exists():
@@ -343,6 +345,26 @@ def trained_models(
     return models, info
 
 
+def with_content(
+    name: str, data: ColdItemData, epochs: int | None, reuse: bool
+) -> tuple[dict[str, BaseRecommender], dict[str, Any]]:
+    """The model of ``name`` without ``+content`` (trained or kept), a copy of it scoring with
+    the content prior, the weight chosen on the warm validation set."""
+    base = name.removesuffix("+content")
+    models, info = trained_models(base, data, epochs, reuse)
+    model = copy.deepcopy(models[base])
+    assert isinstance(model, TextSeqRecommender)
+    start = time.perf_counter()
+    values = model.tune_content_weight(EvalTask.from_interactions(data.train_full, data.valid_full))
+    info = {
+        **info,
+        "content_weight": model.content_weight,
+        "content_validation": {str(w): v for w, v in values.items()},
+        "content_seconds": time.perf_counter() - start,
+    }
+    return {name: model}, info
+
+
 def _slug(row: str) -> str:
     for bad in " ()[],=":
         row = row.replace(bad, "-")
@@ -350,6 +372,10 @@ def _slug(row: str) -> str:
 
 
 # ------------------------------------------------------------------------------- evaluation
+HALF_B_ROWS = ("text-frozen", "text-frozen-coldval", "text-frozen+content", "text-fusion+content")
+"""Rows also measured on half B of the cold items (which no choice used)."""
+
+
 def query_metrics(model: BaseRecommender, queries: Queries) -> dict[str, np.ndarray]:
     """Per query NDCG@k and Recall@k, full ranking with pessimistic ties."""
     ranks: list[np.ndarray] = []
@@ -572,7 +598,7 @@ def main() -> None:
             for row_name, model in models.items():
                 start = time.perf_counter()
                 metrics = evaluate(model, data)
-                if row_name.split(" [")[0] in ("text-frozen", "text-frozen-coldval"):
+                if row_name.split(" [")[0] in HALF_B_ROWS:
                     metrics["half_b"] = half_b_metrics(model, data)
                 row = {
                     "dataset": dataset,

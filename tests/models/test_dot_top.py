@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lmrec.data.schema import IdMap
+from lmrec.models import dot_top
 from lmrec.models.base import BaseRecommender
 from lmrec.models.baselines.sasrec import SASRecRecommender
 from lmrec.models.ctr._rerank import top_candidates
@@ -60,7 +61,8 @@ def test_the_candidates_are_few() -> None:
     assert error_bound(32, torch.bfloat16) < 0.013
 
 
-def test_ties_go_to_the_lower_index_and_masks_hold() -> None:
+def test_ties_go_to_the_lower_index_and_masks_hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dot_top, "MIN_ROWS", 1)  # one query through the block pass
     items = torch.randn(3000, 8, generator=torch.Generator().manual_seed(2)) * 0.1
     best = torch.ones(8)
     for i in (2999, 17, 1500, 640):  # four items with the best score, one masked
@@ -72,6 +74,18 @@ def test_ties_go_to_the_lower_index_and_masks_hold() -> None:
         table.top(best[None], 5, [np.array([17])]),
         full_sort(table, best[None], 5, [np.array([17])]),
     )
+
+
+def test_one_or_two_queries_take_the_plain_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    table = DotTopTable(torch.randn(2000, 6, generator=torch.Generator().manual_seed(4)))
+    calls: list[int] = []
+    plain = table._plain
+    monkeypatch.setattr(table, "_plain", lambda q, n, m: calls.append(len(q)) or plain(q, n, m))
+    queries = torch.randn(3, 6)
+    none = [np.zeros(0, np.int64)] * 3
+    assert_same(table.top(queries[:2], 5, none[:2]), full_sort(table, queries[:2], 5, none[:2]))
+    assert_same(table.top(queries, 5, none), full_sort(table, queries, 5, none))
+    assert calls == [2]
 
 
 def test_non_finite_queries_and_masked_catalogs_take_the_plain_path() -> None:
@@ -142,8 +156,10 @@ def test_sasrec_top_items_equal_the_sorted_scores(config: dict) -> None:
     assert_same(top, BaseRecommender.top_items(model, users, histories, 3, masks))
 
 
-def test_pipeline_recommends_the_same_from_the_fast_path() -> None:
+def test_pipeline_recommends_the_same_from_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
     from lmrec.pipeline import Pipeline
+
+    monkeypatch.setattr(dot_top, "MIN_ROWS", 1)  # recommend asks for one user at a time
 
     model = _random_sasrec(4000)
     vectors = np.random.default_rng(1).normal(size=(4000, 4))

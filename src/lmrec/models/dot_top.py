@@ -32,6 +32,10 @@ FAST_TOP_MIN_ITEMS = 20_000
 """Catalogs from this size on use :class:`DotTopTable` in ``top_items``; smaller ones score
 full rows (as fast there, and simpler)."""
 
+MIN_ROWS = 3
+"""Fewer queries than this take the plain path: the coarse pass streams the whole table
+either way, and its extra steps cost more than they save for one or two rows."""
+
 _BF16_U = 2.0**-8  # unit roundoff of bfloat16 (8 significant bits)
 _F32_U = 2.0**-24
 
@@ -124,7 +128,7 @@ class DotTopTable:
         rows = len(queries)
         if rows == 0:
             return []
-        if not self.usable_for(n):
+        if not self.usable_for(n) or rows < MIN_ROWS:
             return self._plain(queries, n, masked)
         coarse = (queries.to(self.coarse_dtype) @ self.coarse.T).float()
         width = coarse.shape[1]

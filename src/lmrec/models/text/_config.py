@@ -3,7 +3,7 @@ reference."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -82,6 +82,14 @@ class TextSeqConfig(BaseModel):
 
     score_batch_size: int = Field(default=256, ge=1)
     """Histories scored at once."""
+
+    content_weight: Annotated[float, Field(ge=0.0, le=1.0)] | Literal["auto"] = 0.0
+    """Blend with the content prior (cosine of an item's language-model vector to the mean
+    of the history's, as ``text_mean``): ``(1 - w) * z(trained) + w * z(content)``, both
+    standardised per user over the catalog (:mod:`lmrec.models.text._content`). Lifts new
+    items, which the trained score knows only through the adaptor. ``"auto"``: the weight of
+    ``(0, 0.05, 0.1, 0.2, 0.3, 0.5)`` with the best validation NDCG@10, chosen after training
+    (0 without a validation set). A fixed weight also applies to early stopping."""
 
     trainer: TrainerConfig = Field(default_factory=_default_trainer)
     """Optimisation settings; early stopping monitors validation ``ndcg@10``."""

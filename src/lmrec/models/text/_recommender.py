@@ -33,6 +33,13 @@ from lmrec.models.baselines.sasrec._recommender import encode_histories, trainin
 from lmrec.models.dot_top import FAST_TOP_MIN_ITEMS, DotTopTable
 from lmrec.models.text._base import TextRecommenderBase
 from lmrec.models.text._config import TextSeqConfig
+from lmrec.models.text._content import (
+    CONTENT_GRID,
+    ContentPrior,
+    blend,
+    choose_weight,
+    validation_ndcg,
+)
 from lmrec.models.text._model import TextSeqModule, TextSeqNetwork
 from lmrec.models.text._training import ItemInputs, TextSequenceTask
 from lmrec.text.encoder import ItemTextEncoder
@@ -84,6 +91,7 @@ def _merge_reports(first: FitReport, second: FitReport, monitor: str) -> FitRepo
 
 _NETWORK_FILE = "text_seq.pt"
 _ENCODER_FILE = "encoder_tuned.pt"
+_CONTENT_FILE = "content_weight.json"
 
 
 class TextSeqRecommender(TextRecommenderBase):
@@ -114,6 +122,9 @@ class TextSeqRecommender(TextRecommenderBase):
         """Catalog size from which :meth:`top_items` skips the full sort."""
         self._table_cache: tuple[tuple[object, ...], torch.Tensor] | None = None
         self._dot_cache: tuple[torch.Tensor, DotTopTable] | None = None
+        self.content = ContentPrior()
+        self.fitted_content_weight: float | None = None
+        """The weight ``content_weight = "auto"`` chose (``None``: not chosen yet)."""
 
     # ------------------------------------------------------------------------- building
     def _build_module(self, n_items: int, text_dim: int) -> TextSeqModule:
@@ -231,6 +242,12 @@ class TextSeqRecommender(TextRecommenderBase):
         module.clear_id_embeddings(torch.from_numpy(train.item_counts() == 0))
         self.encode_seconds += task.encode_seconds
         report.encode_seconds = self.encode_seconds
+        if cfg.content_weight == "auto":
+            self.fitted_content_weight = 0.0
+            if valid is not None and len(valid) > 0:
+                values = self.tune_content_weight(valid)
+                report.best_valid["content_weight"] = self.content_weight
+                report.best_valid["ndcg@10_with_content"] = values[self.content_weight]
         return report
 
     def _check_private(self) -> None:
@@ -358,13 +375,45 @@ class TextSeqRecommender(TextRecommenderBase):
         out = np.empty((len(histories), module.n_items), dtype=np.float32)
         for start, hidden, table in self._last_states(histories):
             out[start : start + len(hidden)] = module.logits(hidden, table).float().cpu()
+        weight = self.content_weight
+        if weight > 0.0 and len(histories):
+            prior = self.content.scores(module.text_vectors, histories, self.config.max_len)
+            out = blend(out, prior, weight)
         return out
+
+    @property
+    def content_weight(self) -> float:
+        """The content prior's weight in :meth:`score` (``config.content_weight`` resolved)."""
+        chosen = self.config.content_weight
+        if chosen == "auto":
+            return self.fitted_content_weight or 0.0
+        return float(chosen)
+
+    def tune_content_weight(
+        self, valid: EvalTask, grid: Sequence[float] = CONTENT_GRID
+    ) -> dict[float, float]:
+        """Choose the content prior's weight by validation NDCG@10 and keep it.
+
+        Sets ``config.content_weight`` to ``"auto"`` and :attr:`fitted_content_weight` to the
+        best weight of ``grid``. Returns every weight's validation NDCG@10.
+        """
+
+        def validate(weight: float) -> float:
+            self.fitted_content_weight = weight
+            return validation_ndcg(self.score, valid)
+
+        self.config = self.config.model_copy(update={"content_weight": "auto"})
+        best, values = choose_weight(validate, grid)
+        self.fitted_content_weight = best
+        return values
 
     def _top_without_sort(
         self, histories: Sequence[np.ndarray], n: int, masks: list[np.ndarray]
     ) -> list[tuple[np.ndarray, np.ndarray]] | None:
         module: TextSeqModule = self._require(self.module)
         if module.n_items < self.fast_top_min_items or module.text_vectors.is_cuda:
+            return None
+        if self.content_weight > 0.0:  # the blend is not a dot product
             return None
         out: list[tuple[np.ndarray, np.ndarray]] = []
         for start, hidden, table in self._last_states(histories):
@@ -421,6 +470,8 @@ class TextSeqRecommender(TextRecommenderBase):
     def _save_state(self, path: Path) -> None:
         module: TextSeqModule = self._require(self.module)
         torch.save(module.state_dict(), path / _NETWORK_FILE)
+        if self.fitted_content_weight is not None:
+            (path / _CONTENT_FILE).write_text(json.dumps({"weight": self.fitted_content_weight}))
         if self.tuned is not None:
             torch.save(self.tuned.trainable_state_dict(), path / _ENCODER_FILE)
         elif self._tuned_state is not None:
@@ -441,6 +492,9 @@ class TextSeqRecommender(TextRecommenderBase):
             raise ModelFileError(f"{file} does not match the saved config: {exc}") from exc
         module.eval()
         self.module = module
+        content = path / _CONTENT_FILE
+        if content.exists():
+            self.fitted_content_weight = float(json.loads(content.read_text())["weight"])
         self._load_texts(path)
         encoder_file = path / _ENCODER_FILE
         if self.config.tuning.strategy != "frozen":
