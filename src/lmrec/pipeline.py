@@ -21,8 +21,6 @@ Layout inside a run directory: ``model/`` (retrieval), ``ranker/`` (CTR model, o
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lmrec.errors import ConfigError, ModelFileError, UnknownIdError
-from lmrec.models import BaseRecommender, load_model
+from lmrec.errors import ConfigError, UnknownIdError
+from lmrec.models import BaseRecommender
 from lmrec.models.base import AddedItems, TopItems
 
 if TYPE_CHECKING:
@@ -543,24 +541,9 @@ class Pipeline:
         Raises:
             ModelFileError: ``run_dir`` holds no model.
         """
-        run_dir = Path(run_dir)
-        if not (run_dir / "model").is_dir():
-            raise ModelFileError(f"{run_dir} holds no model (expected {run_dir / 'model'})")
-        staging = Path(tempfile.mkdtemp(prefix=".update-", dir=run_dir))
-        try:
-            self.save(staging)
-            for name in ("model", "ranker", CATALOG_FILE, PIPELINE_FILE):
-                new, final = staging / name, run_dir / name
-                if not new.exists():
-                    continue
-                if new.is_dir():
-                    if final.exists():
-                        final.rename(staging / f"{name}.old")
-                    new.rename(final)
-                else:
-                    new.replace(final)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        from lmrec._pipeline_io import update_run
+
+        update_run(self, Path(run_dir))
 
     def save(self, run_dir: str | Path) -> None:
         """Write ``model/``, ``ranker/`` (when there is one), the catalog and ``pipeline.json``."""
@@ -589,40 +572,6 @@ class Pipeline:
         Raises:
             ModelFileError: The directory holds no model, or its ranker is incomplete.
         """
-        run_dir = Path(run_dir)
-        if not (run_dir / "model").is_dir():
-            raise ModelFileError(f"{run_dir} holds no model (expected {run_dir / 'model'})")
-        retrieval = load_model(run_dir / "model")
-        meta: dict[str, Any] = {}
-        if (run_dir / PIPELINE_FILE).exists():
-            meta = json.loads((run_dir / PIPELINE_FILE).read_text())
-        ranker = None
-        if meta.get("ranker"):
-            from lmrec.models.ctr import CTRModel
+        from lmrec._pipeline_io import load_pipeline
 
-            ranker = CTRModel.load(run_dir / "ranker")
-        catalog: dict[str, dict[str, Any]] = {}
-        if (run_dir / CATALOG_FILE).exists():
-            rows = json.loads((run_dir / CATALOG_FILE).read_text())
-            catalog = {r["item_id"]: {k: v for k, v in r.items() if k != "item_id"} for r in rows}
-        pipeline = cls(retrieval, ranker, int(meta.get("top_n", 50)), catalog)
-        pipeline.dataset = _run_dataset(run_dir)
-        if meta.get("cold_start") is not None:
-            from lmrec.coldstart import ColdStartConfig
-
-            pipeline.cold_start = ColdStartConfig.model_validate(meta["cold_start"])
-        if meta.get("diversity") is not None:
-            from lmrec.diversity import DiversityConfig
-            from lmrec.models.baselines._config_build import build_config
-
-            pipeline.diversity = build_config(DiversityConfig, meta["diversity"])
-        return pipeline
-
-
-def _run_dataset(run_dir: Path) -> str:
-    """The dataset name of the run's ``config.json`` (``""`` when there is none)."""
-    try:
-        config = json.loads((run_dir / "config.json").read_text())
-        return str(config["data"]["dataset"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return ""
+        return load_pipeline(cls, Path(run_dir))
