@@ -379,3 +379,30 @@ def test_future_window_adds_the_later_items_losses_by_hand() -> None:
     assert torch.allclose(got, want, atol=1e-5)
     with pytest.raises(ConfigError, match="future_window"):
         SASRecRecommender(future_window=0)
+
+
+def test_cooccurrence_embeddings_group_items_that_share_histories() -> None:
+    from lmrec.models.baselines.sasrec._init import cooccurrence_embeddings
+
+    rng = np.random.default_rng(0)
+    # items 0-9 are bought together, 10-19 together; item 20 never shares a history
+    seqs = [rng.choice(10, 4, replace=False) + 10 * (u % 2) for u in range(200)] + [np.array([20])]
+    vectors, has = cooccurrence_embeddings(seqs, 21, 4, 0.02, seed=0)
+    assert vectors.shape == (21, 4) and vectors.dtype == np.float32
+    assert has[:20].all() and not has[20] and (vectors[20] == 0).all()
+    assert abs(float(vectors[has].std()) - 0.02) < 1e-6
+    unit = vectors[:20] / np.linalg.norm(vectors[:20], axis=1, keepdims=True)
+    cos = unit @ unit.T
+    same = (cos[:10, :10].sum() - 10) / 90
+    assert same > 0.5 and cos[:10, 10:].mean() < same - 0.5
+
+
+def test_init_embeddings_cooccurrence_starts_from_them() -> None:
+    model = SASRecRecommender(SMALL, init_embeddings="cooccurrence")
+    model.config = model.config.model_copy(
+        update={"trainer": model.config.trainer.model_copy(update={"epochs": 1})}
+    )
+    model.fit(planted_data()[0])
+    assert model.network is not None
+    with pytest.raises(ConfigError, match="init_embeddings"):
+        SASRecRecommender(init_embeddings="word2vec")

@@ -73,6 +73,11 @@ class SASRecConfig(BaseModel):
     future_decay: float = Field(default=0.5, gt=0.0, le=1.0)
     """Weight ratio between the ``j``-th and the ``(j-1)``-th next item's loss."""
 
+    init_embeddings: Literal["random", "cooccurrence"] = "random"
+    """How the item embeddings start: ``"random"`` (normal, std 0.02) or ``"cooccurrence"``
+    (the truncated SVD of the items' PPMI co-occurrence in training histories, scaled to the
+    same std; items without co-occurrence stay random)."""
+
     contrastive: Literal["none", "dropout", "same_target"] = "none"
     """Contrastive regulariser of the sequence representation (DuoRec, Qiu et al. 2022):
     ``"dropout"`` pulls two dropout views of each training sequence together against the

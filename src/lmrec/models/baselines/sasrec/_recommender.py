@@ -29,6 +29,7 @@ from lmrec.models.base import BaseRecommender, FitReport
 from lmrec.models.baselines._config_build import build_config
 from lmrec.models.baselines._validation import quick_ndcg_at_k
 from lmrec.models.baselines.sasrec._config import SASRecConfig
+from lmrec.models.baselines.sasrec._init import cooccurrence_embeddings
 from lmrec.models.baselines.sasrec._model import PAD, SASRecModule
 from lmrec.models.dot_top import FAST_TOP_MIN_ITEMS, DotTopTable
 from lmrec.training.config import RunOptions
@@ -313,6 +314,13 @@ class SASRecRecommender(BaseRecommender):
         cfg = self.config
         seed_everything(cfg.trainer.seed)
         network = self._build_network(train.n_items)
+        if cfg.init_embeddings == "cooccurrence":
+            vectors, has = cooccurrence_embeddings(
+                train.sequences(), train.n_items, cfg.dim, 0.02, cfg.trainer.seed
+            )
+            with torch.no_grad():
+                rows = network.item_embedding.weight[1 : train.n_items + 1]
+                rows[torch.from_numpy(has)] = torch.from_numpy(vectors[has]).to(rows)
         sequences = augmented(train.sequences(), cfg.augment, cfg.trainer.seed)
         inputs, targets = training_sequences(sequences, cfg.max_len, network.start_token)
         if len(inputs) == 0:
