@@ -107,9 +107,10 @@ def test_non_finite_queries_and_masked_catalogs_take_the_plain_path() -> None:
     n=st.integers(1, 20),
     levels=st.integers(2, 50),
     seed=st.integers(0, 2**16),
+    block=st.sampled_from([None, 3, 5, 7, 16]),
 )
 def test_property_equals_the_full_sort(
-    n_items: int, dim: int, n: int, levels: int, seed: int
+    n_items: int, dim: int, n: int, levels: int, seed: int, block: int | None
 ) -> None:
     """Coarse integer-valued vectors make many ties; the answer must still be the sort's."""
     rng = np.random.default_rng(seed)
@@ -117,9 +118,18 @@ def test_property_equals_the_full_sort(
         rng.integers(-levels, levels, (n_items, dim)).astype(np.float32) / levels
     )
     queries = torch.from_numpy(rng.normal(size=(3, dim)).astype(np.float32))
-    table = DotTopTable(items)
+    table = DotTopTable(items, block=block)
     masks = [rng.choice(n_items, size=int(rng.integers(0, 30)), replace=False) for _ in range(3)]
     assert_same(table.top(queries, n, masks), full_sort(table, queries, n, masks))
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 5, 7, 12, 64])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_block_maxima_equal_torch_amax(block: int, dtype: torch.dtype) -> None:
+    scores = torch.randn(block * 9, 4, generator=torch.Generator().manual_seed(block)).to(dtype)
+    scores[block + 1, 2] = -torch.inf
+    want = scores.view(-1, block, 4).amax(dim=1)
+    assert torch.equal(dot_top._block_maxima(scores, block), want)
 
 
 def _random_sasrec(n_items: int, **config: object) -> SASRecRecommender:

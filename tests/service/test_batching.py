@@ -113,3 +113,55 @@ def test_request_queue_failing_batch_reaches_every_query_and_restarts_after_clos
     queue.close()  # closing twice is harmless
     with pytest.raises(ValueError, match="max_batch"):
         RequestQueue(serve, max_batch=0)
+
+
+def _closed_loop_batches(queue: RequestQueue, clients: int, rounds: int) -> None:
+    """``clients`` clients, each sending its next query a few ms after its answer."""
+
+    async def client(c: int) -> None:
+        for r in range(rounds):
+            await queue.submit(c * 1000 + r)
+            await asyncio.sleep(0.003 * c)  # each client comes back a little later
+
+    async def main() -> None:
+        await asyncio.gather(*(client(c) for c in range(clients)))
+
+    asyncio.run(main())
+
+
+def test_request_queue_gathers_the_clients_it_just_answered() -> None:
+    sizes: list[int] = []
+
+    def serve(queries: list[int]) -> list[int]:
+        sizes.append(len(queries))
+        time.sleep(0.03)  # a model call costs about the same for one query as for four
+        return queries
+
+    queue = RequestQueue(serve, gather_share=5.0, max_gather_seconds=0.2)
+    _closed_loop_batches(queue, clients=4, rounds=6)
+    queue.close()
+    assert sum(sizes) == 24
+    # after the first batch (the clients' first queries race the thread) and before the
+    # last (clients that started late finish late), every batch waits for all four clients
+    # instead of serving the quickest one alone (without the wait: 3, 1, 3, 1, ...)
+    assert len(sizes) >= 5 and all(s == 4 for s in sizes[1:-1]), sizes
+
+
+def test_request_queue_serves_a_lone_query_after_an_idle_spell_at_once() -> None:
+    def serve(queries: list[int]) -> list[int]:
+        time.sleep(0.02)
+        return queries
+
+    queue = RequestQueue(serve, gather_share=100.0, max_gather_seconds=0.3)
+    _closed_loop_batches(queue, clients=4, rounds=2)  # the queue now expects four
+    time.sleep(0.4)  # idle for longer than the gathering window
+
+    async def lone() -> float:
+        start = time.monotonic()
+        await queue.submit(7)
+        return time.monotonic() - start
+
+    assert asyncio.run(lone()) < 0.25  # no wait for the three that are not coming
+    queue.close()
+    with pytest.raises(ValueError, match="gather"):
+        RequestQueue(serve, gather_share=-1.0)

@@ -96,3 +96,37 @@ def test_reload_under_load_fails_no_request(
     assert answers[200] >= 40
     assert {v.split("-")[0] for v in versions} == {"knn", "text"}
     assert service.current.version == swaps[-1]
+
+
+def test_freeze_heap_keeps_the_loaded_model_out_of_collections(
+    knn_run: Path, tmp_path: Path
+) -> None:
+    """``freeze_heap``: the loaded objects are frozen, and a reload still collects the
+    cyclic garbage the old version left (it is un-frozen first)."""
+    import gc
+    import weakref
+
+    class Cycle:
+        other: object = None
+
+    gc.unfreeze()
+    service = RecommendationService(
+        Store(f"sqlite:///{tmp_path / 'service.db'}"), knn_run, freeze_heap=True
+    )
+    try:
+        assert gc.get_freeze_count() > 1000  # the model's objects, at least
+        first, second = Cycle(), Cycle()
+        first.other, second.other = second, first  # garbage only the collector can free
+        gone = weakref.ref(first)
+        gc.freeze()  # as if it had been alive at the last load
+        del first, second
+        gc.collect()
+        assert gone() is not None  # frozen: full collections skip it
+        service.reload()
+        assert gone() is None and gc.get_freeze_count() > 1000
+    finally:
+        service.close()
+        gc.unfreeze()
+    plain = RecommendationService(Store(f"sqlite:///{tmp_path / 'other.db'}"), knn_run)
+    plain.close()
+    assert gc.get_freeze_count() == 0  # the default leaves the process's collector alone

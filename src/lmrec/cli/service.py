@@ -40,7 +40,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.sync_seconds <= 0:
         raise LmrecError(f"--sync-seconds must be positive, got {args.sync_seconds}")
     set_threads(args.threads)
-    service = RecommendationService(store, Path(args.run))  # loads and checks the run
+    # loads and checks the run (the single-process server owns its heap: freeze it)
+    service = RecommendationService(store, Path(args.run), freeze_heap=args.workers == 1)
     if not any(k.revoked_at is None for k in store.api_keys()):
         print(
             "lmrec: no API keys yet; make one with: lmrec keys create --scope read "

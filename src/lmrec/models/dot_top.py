@@ -130,13 +130,13 @@ class DotTopTable:
             return []
         if not self.usable_for(n) or rows < MIN_ROWS:
             return self._plain(queries, n, masked)
-        coarse = (queries.to(self.coarse_dtype) @ self.coarse.T).float()
-        width = coarse.shape[1]
-        coarse[:, self.n_items :] = -torch.inf
-        flat = [r * width + np.asarray(m, dtype=np.int64) for r, m in enumerate(masked) if len(m)]
+        # (items, rows): the table on the left is ~2x faster than on the right with oneDNN
+        coarse = self.coarse @ queries.to(self.coarse_dtype).T
+        coarse[self.n_items :] = -torch.inf
+        flat = [np.asarray(m, dtype=np.int64) * rows + r for r, m in enumerate(masked) if len(m)]
         if flat:
             coarse.view(-1).index_fill_(0, torch.from_numpy(np.concatenate(flat)), -torch.inf)
-        best = coarse.view(rows, self.n_blocks, self.block).amax(dim=2)  # (rows, n_blocks)
+        best = _block_maxima(coarse, self.block).T.float()  # (rows, n_blocks)
         nth = torch.topk(best, n, dim=1).values[:, -1]
         eps = self.bound * queries.norm(dim=1) * self.max_norm
         cut = nth - 2.0 * eps
@@ -146,7 +146,7 @@ class DotTopTable:
         chosen = torch.topk(best, n_blocks, dim=1, sorted=False).indices  # (rows, n_blocks)
         offsets = torch.arange(self.block)
         index = (chosen[:, :, None] * self.block + offsets).reshape(rows, -1)
-        values = torch.gather(coarse, 1, index)
+        values = torch.gather(coarse.T, 1, index).float()
         # every item with a coarse score >= cut is in these blocks, the n best included: the
         # n-th best value here is the n-th best coarse score, a tighter cut than the blocks'
         nth = torch.topk(values, n, dim=1, sorted=False).values.amin(dim=1)
@@ -190,3 +190,17 @@ class DotTopTable:
             ids = top_candidates(row, np.asarray(m, dtype=np.int64), n)
             out.append((ids, row[ids].astype(np.float32)))
         return out
+
+
+def _block_maxima(scores: torch.Tensor, block: int) -> torch.Tensor:
+    """``scores.view(-1, block, rows).amax(dim=1)`` as a tree of elementwise maxima (torch's
+    reduction across the middle axis is ~6x slower here); exact in any dtype."""
+    x = scores.view(-1, block, scores.shape[-1])
+    while x.shape[1] > 1:
+        size = x.shape[1]
+        half = size // 2
+        folded = torch.maximum(x[:, :half], x[:, half : 2 * half])
+        if size % 2:  # the odd one out joins the first slot
+            folded[:, :1] = torch.maximum(folded[:, :1], x[:, 2 * half :])
+        x = folded
+    return x[:, 0]

@@ -12,16 +12,22 @@ floats is 51 MB) once per call. Two batchers share that cost among concurrent re
   first of them scores everything waiting in one ``score(users, histories)`` call and hands
   each thread its row.
 
-Neither waits for a batch to fill: a lone request is served at once, and the requests that
-arrive meanwhile gather for the next call, so batching adds no latency when the service is
-idle.
+Neither waits for a batch to fill when the service is idle: a lone request is served at
+once, and the requests that arrive meanwhile gather for the next call. Under load the
+:class:`RequestQueue` also waits a little for the clients it has just answered: a model call
+costs nearly the same for one history as for sixteen, and without the wait a busy queue
+settles into alternating batches (one straggler, then everyone else), which halves its
+throughput and doubles every request's latency (measured with 16 closed-loop clients on the
+100,000-item catalogue: batches of 1 and 15 in turn, 15.8 ms each).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +37,11 @@ import numpy as np
 
 MAX_BATCH = 64
 """Histories scored in one call at most."""
+GATHER_SHARE = 0.5
+"""How long a busy :class:`RequestQueue` waits for its last batch's clients to come back, as a
+share of that batch's serving time."""
+MAX_GATHER_SECONDS = 0.01
+"""The longest such wait."""
 
 Scorer = Callable[[np.ndarray, Sequence[np.ndarray]], np.ndarray]
 
@@ -167,12 +178,24 @@ class RequestQueue:
         serve: Callable[[list[Any]], Sequence[Answer]],
         max_batch: int = MAX_BATCH,
         name: str = "lmrec-requests",
+        gather_share: float = GATHER_SHARE,
+        max_gather_seconds: float = MAX_GATHER_SECONDS,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        if gather_share < 0 or max_gather_seconds < 0:
+            raise ValueError(
+                f"gather_share and max_gather_seconds must be >= 0, got {gather_share} and "
+                f"{max_gather_seconds}"
+            )
         self.serve = serve
         self.max_batch = max_batch
         self.name = name
+        self.gather_share = gather_share
+        self.max_gather_seconds = max_gather_seconds
+        self._expect = 1  # queries in the system while the last batch was served
+        self._last_end = -math.inf  # time.monotonic() when the last batch was settled
+        self._last_seconds = 0.0  # how long it took
         self._cond = threading.Condition()
         self._pending: deque[_Waiting] = deque()
         self._thread: threading.Thread | None = None
@@ -214,9 +237,11 @@ class RequestQueue:
                 if not self._pending:
                     self._stopping.discard(me)
                     return  # asked to stop, and drained
+                self._gather(me)
                 batch = [
                     self._pending.popleft() for _ in range(min(self.max_batch, len(self._pending)))
                 ]
+            started = time.monotonic()
             try:
                 answers: Sequence[Answer] = self.serve([w.query for w in batch])
                 if len(answers) != len(batch):
@@ -233,6 +258,29 @@ class RequestQueue:
                 # RuntimeError: the requests' event loop is closed, nobody waits
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(_settle, settled)
+            with self._cond:
+                self._last_end = time.monotonic()
+                self._last_seconds = self._last_end - started
+                self._expect = len(batch) + len(self._pending)
+
+    def _gather(self, me: threading.Thread) -> None:
+        """Wait (holding the condition) for the last batch's clients to come back.
+
+        A closed-loop client sends its next request right after its answer, so the queries
+        of the last batch are expected back within a short window after it was settled;
+        queries that arrived meanwhile count too. The wait ends as soon as that many are
+        waiting, or ``gather_share`` of the last batch's serving time (at most
+        ``max_gather_seconds``) after it was settled. After an idle spell longer than that
+        window, or when no more are expected, nothing waits.
+        """
+        want = min(self._expect, self.max_batch)
+        window = min(self.max_gather_seconds, self.gather_share * self._last_seconds)
+        deadline = self._last_end + window
+        while len(self._pending) < want and me not in self._stopping:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._cond.wait(left)
 
 
 def _settle(settled: list[tuple[asyncio.Future[Any], Any]]) -> None:

@@ -81,7 +81,9 @@ def worker_main(settings: WorkerSettings) -> None:
 
     set_threads(settings.threads)
     sock = listening_socket(settings.host, settings.port)
-    service = RecommendationService(Store(settings.db), settings.run, follow_store=True)
+    service = RecommendationService(
+        Store(settings.db), settings.run, follow_store=True, freeze_heap=True
+    )
     service.follow_store(settings.sync_seconds)
     # No access log: request paths hold user ids.
     config = uvicorn.Config(
