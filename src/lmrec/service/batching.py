@@ -194,8 +194,7 @@ class RequestQueue:
         self.gather_share = gather_share
         self.max_gather_seconds = max_gather_seconds
         self._expect = 1  # queries in the system while the last batch was served
-        self._last_end = -math.inf  # time.monotonic() when the last batch was settled
-        self._last_seconds = 0.0  # how long it took
+        self._gather_until = -math.inf  # time.monotonic() up to which the next batch waits
         self._cond = threading.Condition()
         self._pending: deque[_Waiting] = deque()
         self._thread: threading.Thread | None = None
@@ -259,8 +258,9 @@ class RequestQueue:
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(_settle, settled)
             with self._cond:
-                self._last_end = time.monotonic()
-                self._last_seconds = self._last_end - started
+                end = time.monotonic()
+                window = min(self.max_gather_seconds, self.gather_share * (end - started))
+                self._gather_until = end + window
                 self._expect = len(batch) + len(self._pending)
 
     def _gather(self, me: threading.Thread) -> None:
@@ -274,10 +274,8 @@ class RequestQueue:
         window, or when no more are expected, nothing waits.
         """
         want = min(self._expect, self.max_batch)
-        window = min(self.max_gather_seconds, self.gather_share * self._last_seconds)
-        deadline = self._last_end + window
         while len(self._pending) < want and me not in self._stopping:
-            left = deadline - time.monotonic()
+            left = self._gather_until - time.monotonic()
             if left <= 0:
                 return
             self._cond.wait(left)
