@@ -8,8 +8,6 @@ and the web page (``/``, :mod:`lmrec.service.page`) are open.
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -22,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from lmrec import __version__
 from lmrec.service.auth import KeyCache, Scope, grants
+from lmrec.service.fast_path import ROUTE, UserRecommendationsFastPath, recommendations_body
 from lmrec.service.http_errors import BodySizeLimit, error_body, install_error_handlers
 from lmrec.service.metrics import MetricsMiddleware, ServiceMetrics
 from lmrec.service.page import install_page
@@ -78,34 +77,6 @@ Diversity = Annotated[
 ]
 
 
-def _finite(value: Any) -> Any:
-    """``value`` with NaN and infinities replaced by ``None`` (JSON has no such numbers)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _recommendations(user_id: str | None, version: str, recs: list[Any]) -> Response:
-    """The :class:`RecommendationList` of ``recs`` as a JSON response.
-
-    Written directly (the route's ``response_model`` documents it): the fields are those of
-    :meth:`lmrec.pipeline.PipelineRecommendation.to_dict`, with NaN and infinities as
-    ``null``; building and validating pydantic models per item would cost more than the
-    rest of the route's Python work.
-    """
-    body = {
-        "user_id": user_id,
-        "model_version": version,
-        "items": [_finite(rec.to_dict()) for rec in recs],
-    }
-    text = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return Response(text.encode(), media_type="application/json")
-
-
 def create_app(service: RecommendationService) -> FastAPI:
     """The FastAPI app serving ``service``; closing the app disposes of the store's engine."""
 
@@ -125,7 +96,6 @@ def create_app(service: RecommendationService) -> FastAPI:
     app.state.metrics = metrics
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     keys = KeyCache(service.store)
 
@@ -183,7 +153,7 @@ def create_app(service: RecommendationService) -> FastAPI:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get(
-        "/v1/users/{user_id}/recommendations",
+        ROUTE,
         response_model=RecommendationList,
         dependencies=read,
         responses=_ERRORS,
@@ -209,7 +179,8 @@ def create_app(service: RecommendationService) -> FastAPI:
         else:  # served with the other requests waiting at that moment (one model call)
             query = UserQuery(user_id, k, diversity, diversity_method)
             answer = await service.queue.submit(query)
-        return _recommendations(user_id, answer.model_version, answer.items)
+        body = recommendations_body(user_id, answer.model_version, answer.items)
+        return Response(body, media_type="application/json")
 
     @app.post(
         "/v1/recommendations",
@@ -229,7 +200,8 @@ def create_app(service: RecommendationService) -> FastAPI:
             explain=body.explain,
             exclude_seen=body.exclude_seen,
         )
-        return _recommendations(None, out.model_version, out.items)
+        text = recommendations_body(None, out.model_version, out.items)
+        return Response(text, media_type="application/json")
 
     @app.get(
         "/v1/items/{item_id}/similar",
@@ -338,4 +310,9 @@ def create_app(service: RecommendationService) -> FastAPI:
             seconds=out.seconds,
         )
 
+    # Outside the routing but inside the metrics: plain requests of the route are answered
+    # there (same checks, same bytes), the rest reach FastAPI.
+    route = next(r for r in app.routes if getattr(r, "path", None) == ROUTE)
+    app.add_middleware(UserRecommendationsFastPath, service=service, keys=keys, route=route)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -56,17 +56,21 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=422, content=_clean(error_body(detail, errors)))
 
 
+def error_status(exc: LmrecError) -> int:
+    """The HTTP status of a library error: 404 unknown id, 413 too large, 409 run not
+    loadable, 422 any other invalid value."""
+    if isinstance(exc, UnknownIdError):
+        return 404
+    if isinstance(exc, PayloadTooLargeError):
+        return 413
+    if isinstance(exc, ModelFileError):
+        return 409
+    return 422
+
+
 async def lmrec_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, LmrecError)
-    if isinstance(exc, UnknownIdError):
-        status = 404
-    elif isinstance(exc, PayloadTooLargeError):
-        status = 413
-    elif isinstance(exc, ModelFileError):
-        status = 409
-    else:
-        status = 422
-    return JSONResponse(status_code=status, content=error_body(str(exc)))
+    return JSONResponse(status_code=error_status(exc), content=error_body(str(exc)))
 
 
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
