@@ -236,18 +236,13 @@ class BaseRecommender(ABC):
         Returns:
             Per query, int64 item indices and float32 scores, best first.
         """
-        from lmrec.models.ctr._rerank import top_candidates
+        from lmrec.models.ctr._rerank import rows_top
 
         masks = check_masks(histories, masked)
         fast = self._top_without_sort(histories, n, masks)
         if fast is not None:
             return fast
-        rows = self.score(users, histories)
-        out = []
-        for row, m in zip(rows, masks, strict=True):
-            ids = top_candidates(row, m, n)
-            out.append((ids, np.asarray(row[ids], dtype=np.float32)))
-        return out
+        return rows_top(self.score(users, histories), masks, n)
 
     def _top_without_sort(
         self, histories: Sequence[np.ndarray], n: int, masks: list[np.ndarray]

@@ -182,14 +182,9 @@ class DotTopTable:
     def _plain(
         self, queries: torch.Tensor, n: int, masked: Sequence[np.ndarray]
     ) -> list[tuple[np.ndarray, np.ndarray]]:
-        from lmrec.models.ctr._rerank import top_candidates
+        from lmrec.models.ctr._rerank import rows_top
 
-        full = self.scores(queries).numpy()
-        out = []
-        for row, m in zip(full, masked, strict=True):
-            ids = top_candidates(row, np.asarray(m, dtype=np.int64), n)
-            out.append((ids, row[ids].astype(np.float32)))
-        return out
+        return rows_top(self.scores(queries).numpy(), masked, n)
 
 
 def _block_maxima(scores: torch.Tensor, block: int) -> torch.Tensor:

@@ -38,6 +38,17 @@ class Scorer(Protocol):
         ...
 
 
+def rows_top(
+    rows: np.ndarray, masked: Sequence[np.ndarray], n: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per score row, its :func:`top_candidates` and their float32 scores."""
+    out = []
+    for row, m in zip(rows, masked, strict=True):
+        ids = top_candidates(row, np.asarray(m, dtype=np.int64), n)
+        out.append((ids, np.asarray(row[ids], dtype=np.float32)))
+    return out
+
+
 def top_candidates(scores: np.ndarray, history: np.ndarray, top_n: int) -> np.ndarray:
     """The ``top_n`` best items of one score row, history and non-finite scores excluded.
 

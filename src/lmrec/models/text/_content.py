@@ -65,15 +65,23 @@ class ContentPrior:
         self, text_vectors: torch.Tensor, histories: Sequence[np.ndarray], max_len: int
     ) -> np.ndarray:
         """``(len(histories), n_items)`` content scores."""
-        vectors = self.unit_vectors(text_vectors)
-        means = np.zeros((len(histories), vectors.shape[1]), dtype=np.float32)
-        for j, history in enumerate(histories):
-            h = np.asarray(history, dtype=np.int64)[-max_len:]
-            if len(h):
-                means[j] = vectors[h].mean(axis=0)
-        norms = np.linalg.norm(means, axis=1, keepdims=True)
-        means /= np.maximum(norms, 1e-12)
-        return means @ vectors.T
+        return mean_cosine(self.unit_vectors(text_vectors), histories, max_len)
+
+
+def mean_cosine(
+    unit_vectors: np.ndarray, histories: Sequence[np.ndarray], max_len: int | None
+) -> np.ndarray:
+    """``(len(histories), n_items)`` cosines between every item's unit vector and the mean of
+    each history's (its last ``max_len`` items; ``None``: all). An empty history scores 0."""
+    means = np.zeros((len(histories), unit_vectors.shape[1]), dtype=np.float32)
+    for j, history in enumerate(histories):
+        h = np.asarray(history, dtype=np.int64)
+        if max_len is not None:
+            h = h[-max_len:]
+        if len(h):
+            means[j] = unit_vectors[h].mean(axis=0)
+    means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+    return means @ unit_vectors.T
 
 
 def choose_weight(

@@ -20,6 +20,7 @@ from lmrec.models.base import FitReport
 from lmrec.models.baselines._config_build import build_config
 from lmrec.models.text._base import TextRecommenderBase
 from lmrec.models.text._config import TextMeanConfig
+from lmrec.models.text._content import mean_cosine
 
 if TYPE_CHECKING:
     from lmrec.evaluation.task import EvalTask
@@ -61,16 +62,7 @@ class TextMeanRecommender(TextRecommenderBase):
         step = self.config.score_batch_size
         for start in range(0, len(histories), step):
             chunk = histories[start : start + step]
-            means = np.zeros((len(chunk), vectors.shape[1]), dtype=np.float32)
-            for j, h in enumerate(chunk):
-                h = np.asarray(h, dtype=np.int64)
-                if self.config.max_len is not None:
-                    h = h[-self.config.max_len :]
-                if len(h):
-                    means[j] = vectors[h].mean(axis=0)
-            norms = np.linalg.norm(means, axis=1, keepdims=True)
-            means /= np.maximum(norms, 1e-12)
-            out[start : start + len(chunk)] = means @ vectors.T
+            out[start : start + len(chunk)] = mean_cosine(vectors, chunk, self.config.max_len)
         return out
 
     def _item_text_vectors(self, texts: Sequence[str]) -> np.ndarray:
