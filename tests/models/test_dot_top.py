@@ -142,11 +142,14 @@ def _random_sasrec(n_items: int, **config: object) -> SASRecRecommender:
     network = model._build_network(n_items)
     with torch.no_grad():  # spread the output embeddings so that scores differ visibly
         network.item_embedding.weight.normal_(0, 1)
+        network.output_table.normal_(0, 1)  # the same table unless tie_output is false
     model.network = network.eval()
     return model
 
 
-@pytest.mark.parametrize("config", [{}, {"cosine": True, "temperature": 0.1}])
+@pytest.mark.parametrize(
+    "config", [{}, {"cosine": True, "temperature": 0.1}, {"tie_output": False}]
+)
 def test_sasrec_top_items_equal_the_sorted_scores(config: dict) -> None:
     model = _random_sasrec(4000, **config)
     model.fast_top_min_items = 0
@@ -160,7 +163,7 @@ def test_sasrec_top_items_equal_the_sorted_scores(config: dict) -> None:
     # a weight changed in place (a training step) is seen at once
     best = int(model.top_items(users, histories, 3, masks)[0][0][0])
     with torch.no_grad():
-        model._require(model.network).item_embedding.weight[1 + best] *= -1
+        model._require(model.network).output_table[1 + best] *= -1
     top = model.top_items(users, histories, 3, masks)
     assert best not in top[0][0]
     assert_same(top, BaseRecommender.top_items(model, users, histories, 3, masks))

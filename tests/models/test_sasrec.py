@@ -266,6 +266,26 @@ def test_cosine_model_learns_and_reloads(tmp_path: Path) -> None:
     )
 
 
+def test_untied_output_embeddings_score_and_reload(tmp_path: Path) -> None:
+    model = SASRecRecommender({**SMALL, "tie_output": False})
+    report = model.fit(planted_data()[0])
+    assert report.history[-1]["loss"] < 0.8 * report.history[0]["loss"]
+    net = model._require(model.network)
+    assert net.output_embedding is not None
+    assert not torch.equal(net.item_weights(), net.item_embedding.weight[1 : net.n_items + 1])
+    hidden = torch.randn(2, SMALL["dim"])
+    torch.testing.assert_close(net.logits(hidden), hidden @ net.output_embedding.weight[1:].T)
+    model.save(tmp_path / "m")
+    hist = [np.array([1, 2, 3]), np.array([], dtype=np.int64)]
+    np.testing.assert_array_equal(
+        SASRecRecommender.load(tmp_path / "m").score(np.array([0, 1]), hist),
+        model.score(np.array([0, 1]), hist),
+    )
+    tied = SASRecRecommender(SMALL)
+    tied.fit(planted_data()[0])
+    assert tied._require(tied.network).output_embedding is None
+
+
 def test_label_smoothing_raises_the_loss_of_a_confident_model(
     fitted: SASRecRecommender,
 ) -> None:

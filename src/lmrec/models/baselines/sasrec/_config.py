@@ -55,6 +55,12 @@ class SASRecConfig(BaseModel):
     temperature: float = Field(default=0.05, gt=0.0)
     """Softmax temperature of the cosine scores; unused without ``cosine``."""
 
+    tie_output: bool = True
+    """Score items with their input embeddings (tied weights, as in the SASRec paper); when
+    false, with a second embedding table of their own, so that what an item predicts (as
+    input) and how it is predicted (as output) can differ: item-to-item transitions need
+    not be symmetric."""
+
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
     """Label smoothing of the cross-entropy loss (0 = none)."""
 

@@ -81,8 +81,9 @@ class SASRecBlock(nn.Module):
 class SASRecModule(nn.Module):
     """Encodes left-padded token sequences into one hidden state per slot.
 
-    The output layer is the item embedding table itself (tied weights): the logit of item
-    ``i`` after a slot is ``hidden @ item_weights()[i]``.
+    The output layer is the item embedding table itself (tied weights) or, with
+    ``tied=False``, a second table of the same shape: the logit of item ``i`` after a slot
+    is ``hidden @ item_weights()[i]``.
 
     Args:
         n_items: Catalog size.
@@ -96,6 +97,7 @@ class SASRecModule(nn.Module):
             the embeddings).
         cosine: :meth:`logits` are cosine similarities divided by ``temperature``.
         temperature: Temperature of the cosine logits.
+        tied: Score with the input embeddings (else with their own output embeddings).
     """
 
     def __init__(
@@ -110,6 +112,7 @@ class SASRecModule(nn.Module):
         norm_first: bool,
         cosine: bool = False,
         temperature: float = 1.0,
+        tied: bool = True,
     ) -> None:
         super().__init__()
         self.n_items = n_items
@@ -117,6 +120,7 @@ class SASRecModule(nn.Module):
         self.temperature = temperature
         self.max_len = max_len
         self.item_embedding = nn.Embedding(n_items + 2, dim, padding_idx=PAD)
+        self.output_embedding = None if tied else nn.Embedding(n_items + 1, dim, padding_idx=PAD)
         self.position_embedding = nn.Embedding(max_len, dim)
         self.embedding_dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(
@@ -142,10 +146,19 @@ class SASRecModule(nn.Module):
                 nn.init.zeros_(module.bias)
         with torch.no_grad():
             self.item_embedding.weight[PAD].zero_()
+            if self.output_embedding is not None:
+                self.output_embedding.weight[PAD].zero_()
+
+    @property
+    def output_table(self) -> torch.Tensor:
+        """The whole output embedding weight (row ``PAD`` first): the scored rows are
+        :meth:`item_weights`."""
+        table = self.item_embedding if self.output_embedding is None else self.output_embedding
+        return table.weight
 
     def item_weights(self) -> torch.Tensor:
         """Output embeddings of the catalog, shape ``(n_items, dim)``."""
-        return self.item_embedding.weight[1 : self.n_items + 1]
+        return self.output_table[1 : self.n_items + 1]
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Scores of every catalog item after each hidden state ``(..., dim)``."""

@@ -304,6 +304,7 @@ class SASRecRecommender(BaseRecommender):
             norm_first=c.norm_first,
             cosine=c.cosine,
             temperature=c.temperature,
+            tied=c.tie_output,
         ).to(self.options.device)
 
     def _run_options(self) -> RunOptions:
@@ -386,7 +387,7 @@ class SASRecRecommender(BaseRecommender):
         """The output embeddings as a :class:`DotTopTable` (cached while they are unchanged)."""
         if network.n_items < self.fast_top_min_items:
             return None
-        weight = network.item_embedding.weight
+        weight = network.output_table
         key = (id(network), id(weight), weight._version)
         if self._table_cache is None or self._table_cache[0] != key:
             with torch.no_grad():
