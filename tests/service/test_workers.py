@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -135,3 +136,29 @@ def test_workers_that_cannot_start_stop_the_service(tmp_path: Path, text_run: Pa
         taken.close()
     assert done.returncode == 1, done.stderr[-2000:]
     assert "Address already in use" in done.stderr and "stopping the service" in done.stderr
+
+
+def test_a_worker_socket_takes_connections_only_once_it_listens() -> None:
+    """A worker binds first (a port in use fails at once) and listens after loading the
+    run: until then the kernel refuses (or gives the other workers) its connections."""
+    from lmrec.service.processes import BACKLOG, bound_socket
+
+    port = free_port()
+    first = bound_socket("127.0.0.1", port)
+    try:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        second = bound_socket("127.0.0.1", port)  # another worker on the same port
+        second.listen(BACKLOG)
+        try:
+            for _ in range(5):  # every connection goes to the listening one
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                accepted, _ = second.accept()
+                accepted.close()
+        finally:
+            second.close()
+        first.listen(BACKLOG)
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        first.accept()[0].close()
+    finally:
+        first.close()

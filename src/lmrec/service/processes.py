@@ -1,11 +1,13 @@
 """Several serving processes on one port (``lmrec serve --workers N``).
 
-Each worker process loads the run, binds its own listening socket to the same address with
-``SO_REUSEPORT`` and runs uvicorn on it; the kernel spreads new connections over the
-sockets by a hash of the client's address and port, so keep-alive clients end up spread over
-the processes. (With one socket shared by all processes, as uvicorn's own ``workers`` option
-does, whichever process accepts first takes the connection: in the load benchmark one
-process often held all 32 client connections while the other idled.)
+Each worker process binds its own socket to the same address with ``SO_REUSEPORT`` (so a
+port in use fails at once), loads the run, and only then listens and runs uvicorn on it; the
+kernel spreads new connections over the listening sockets by a hash of the client's address
+and port, so keep-alive clients end up spread over the processes, and a worker still loading
+(at start or after a restart) gets none of them. (With one socket shared by all
+processes, as uvicorn's own ``workers`` option does, whichever process accepts first takes
+the connection: in the load benchmark one process often held all 32 client connections
+while the other idled.)
 
 The workers share the store and follow its change counter
 (:meth:`lmrec.service.RecommendationService.follow_store`), so an item or a reload made
@@ -32,6 +34,8 @@ STARTUP_SECONDS = 60.0
 MAX_RESTARTS = 5
 """Restarts allowed within :data:`RESTART_WINDOW` seconds before the supervisor gives up."""
 RESTART_WINDOW = 60.0
+BACKLOG = 2048
+"""Pending connections a worker's socket holds."""
 
 
 @dataclass(frozen=True)
@@ -52,14 +56,17 @@ def reuse_port_supported() -> bool:
     return hasattr(socket, "SO_REUSEPORT")
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port`` with ``SO_REUSEPORT``, listening."""
+def bound_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` with ``SO_REUSEPORT``, not yet listening.
+
+    The kernel hands connections only to listening sockets: until :meth:`socket.listen`,
+    the other workers on the port take every new connection.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(2048)
     return sock
 
 
@@ -80,11 +87,12 @@ def worker_main(settings: WorkerSettings) -> None:
     from lmrec.service import RecommendationService, Store, create_app
 
     set_threads(settings.threads)
-    sock = listening_socket(settings.host, settings.port)
+    sock = bound_socket(settings.host, settings.port)  # a port in use fails before the load
     service = RecommendationService(
         Store(settings.db), settings.run, follow_store=True, freeze_heap=True
     )
     service.follow_store(settings.sync_seconds)
+    sock.listen(BACKLOG)  # loaded: from now on the kernel sends this worker connections
     # No access log: request paths hold user ids.
     config = uvicorn.Config(
         create_app(service), access_log=False, log_level=settings.log_level, lifespan="on"
