@@ -352,6 +352,7 @@ def make_record(
         split={"method": config.data.split, **config.data.split_params},
         metrics=result.metrics,
         slice_metrics=result.slices,
+        standard_errors=result.standard_errors,
         train_seconds=train_seconds,
         eval_seconds=eval_seconds,
         fit=fit,
@@ -363,6 +364,14 @@ def write_record(record: RunRecord, run_dir: Path) -> None:
     record.write(run_dir / "result.json")
     row = {"model": record.model, **record.metrics, "train s": record.train_seconds}
     table = markdown_table([row], ["model", *TABLE_METRICS, "train s"], title=record.dataset)
+    errors = [
+        f"{m} ±{record.standard_errors[m]:.4f}"
+        for m in TABLE_METRICS
+        if m in record.standard_errors
+    ]
+    if errors:
+        users = int(record.metrics.get("n_users", 0))
+        table += f"\nStandard errors over {users} users: {', '.join(errors)}.\n"
     if record.ranking:
         r = record.ranking
         rows = [

@@ -44,6 +44,11 @@ def test_train_evaluate_recommend(
     record = json.loads((run / "result.json").read_text())
     assert record["model"] == "itemknn"
     assert 0.0 <= record["metrics"]["ndcg@10"] <= 1.0
+    assert 0.0 < record["standard_errors"]["ndcg@10"] < 0.5
+    users = int(record["metrics"]["n_users"])
+    se = record["standard_errors"]["ndcg@10"]
+    table = (run / "result.md").read_text()
+    assert f"Standard errors over {users} users: ndcg@10 ±{se:.4f}" in table
     capsys.readouterr()
 
     assert main(["evaluate", str(run), "--json", "--no-progress"]) == 0

@@ -65,6 +65,18 @@ def test_evaluate_hand_example() -> None:
     }
 
 
+def test_standard_errors_of_the_hand_example() -> None:
+    model, task = hand_task()
+    result = Evaluator(ks=(1, 5), list_k=2).evaluate(model, task)
+    # ndcg@5 per user: 0.5 and 1.0; mean 0.75, deviations ±0.25,
+    # sample variance 2 * 0.0625 / 1 = 0.125, se = sqrt(0.125 / 2) = 0.25
+    assert result.standard_errors["ndcg@5"] == pytest.approx(0.25)
+    assert result.standard_errors["recall@5"] == 0.0  # both users hit
+    assert set(result.standard_errors) == set(result.per_user)
+    one = EvalTask(users=arr(1), histories=[arr()], targets=[arr(4)], n_items=5)
+    assert Evaluator(ks=(5,)).evaluate(model, one).standard_errors["ndcg@5"] == 0.0
+
+
 def test_list_metrics_appear_with_their_inputs() -> None:
     model, task = hand_task()
     vectors = np.eye(5)

@@ -23,6 +23,7 @@ def make_record() -> RunRecord:
         split={"method": "leave_one_out", "valid": True},
         metrics={"test_ndcg@10": np.float64(0.0712), "test_recall@10": 0.15},
         slice_metrics={"history_length": {"0": {"n_users": 3.0, "ndcg@10": 0.0}}},
+        standard_errors={"test_ndcg@10": 0.0071},
         train_seconds=12.5,
         eval_seconds=0.75,
         fit={"epochs": 20, "best_epoch": 14, "seconds_to_best": None, "history": []},
@@ -38,11 +39,20 @@ def test_run_record_json_round_trip(tmp_path: Path) -> None:
     assert back.metrics["test_ndcg@10"] == 0.0712
     assert (back.epochs, back.best_epoch, back.split_name) == (20, 14, "leave_one_out")
     assert back.slice_metrics["history_length"]["0"]["n_users"] == 3.0
+    assert back.standard_errors == {"test_ndcg@10": 0.0071}
     data = json.loads(path.read_text())
     assert data["dataset_fingerprint"] == "ab" * 32
     assert {"python", "numpy", "lmrec"} <= set(data["versions"])
     created = datetime.fromisoformat(back.created_at)
     assert created.tzinfo is not None and created.utcoffset() == UTC.utcoffset(created)
+
+
+def test_a_record_from_before_standard_errors_reads(tmp_path: Path) -> None:
+    path = make_record().write(tmp_path / "result.json")
+    data = json.loads(path.read_text())
+    del data["standard_errors"]
+    path.write_text(json.dumps(data))
+    assert RunRecord.read(path).standard_errors == {}
 
 
 def test_write_replaces_an_existing_record(tmp_path: Path) -> None:

@@ -85,11 +85,16 @@ class EvalResult:
             ``"long_tail@10"`` when their inputs were given) and ``"n_users"``.
         slices: Slice name -> bucket label -> ``{"n_users": ..., "ndcg@10": ..., ...}``.
         per_user: Accuracy metric name -> one value per task user, in task order.
+        standard_errors: Accuracy metric name -> standard error of its mean over users
+            (sample standard deviation / sqrt(users); 0 for one user): how far the metric
+            would move with another draw of users of the same kind. Two models evaluated on
+            the same users differ significantly only by more than about twice this.
     """
 
     metrics: dict[str, float]
     slices: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     per_user: dict[str, np.ndarray] = field(default_factory=dict)
+    standard_errors: dict[str, float] = field(default_factory=dict)
 
     def with_prefix(self, prefix: str) -> dict[str, float]:
         """The metrics as a flat dict with prefixed keys, e.g. ``{"valid_ndcg@10": 0.41}``.
@@ -209,7 +214,10 @@ class Evaluator:
         result.update(self._list_metrics(np.concatenate(tops), n_items, n_users))
         result["n_users"] = float(n_users)
         return EvalResult(
-            metrics=result, slices=self._slice_metrics(task, per_user), per_user=per_user
+            metrics=result,
+            slices=self._slice_metrics(task, per_user),
+            per_user=per_user,
+            standard_errors={key: standard_error(v) for key, v in per_user.items()},
         )
 
     def _check_item_inputs(self, n_items: int) -> None:
@@ -257,6 +265,14 @@ class Evaluator:
                 )
             out[slice_name] = buckets
         return out
+
+
+def standard_error(values: np.ndarray) -> float:
+    """Standard error of the mean of ``values`` (sample std / sqrt(n); 0 below two values)."""
+    n = len(values)
+    if n < 2:
+        return 0.0
+    return float(np.std(values, ddof=1) / np.sqrt(n))
 
 
 def _model_name(model: object) -> str:

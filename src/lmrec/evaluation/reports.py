@@ -76,6 +76,8 @@ class RunRecord:
         metrics: Flat metric dict, e.g. :attr:`EvalResult.metrics` or
             :meth:`EvalResult.with_prefix`.
         slice_metrics: Slice metrics as in :attr:`EvalResult.slices`.
+        standard_errors: Standard errors of the accuracy metrics' means over users, as in
+            :attr:`EvalResult.standard_errors` (empty in records written before them).
         train_seconds: Wall time of training.
         eval_seconds: Wall time of evaluation.
         fit: What training reported (``FitReport.to_dict()``: ``epochs``, ``best_epoch``,
@@ -104,6 +106,7 @@ class RunRecord:
     split: dict[str, Any]
     metrics: dict[str, float]
     slice_metrics: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    standard_errors: dict[str, float] = field(default_factory=dict)
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
     fit: dict[str, Any] = field(default_factory=dict)
