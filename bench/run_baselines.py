@@ -145,6 +145,7 @@ def make_row(name: str, path: Path, rec: RunRecord, meta: dict[str, Any]) -> dic
         "config": str(path.relative_to(ROOT.parent)),
         "metrics": rec.metrics,
         "slice_metrics": rec.slice_metrics,
+        "standard_errors": rec.standard_errors,
         "train_seconds": rec.train_seconds,
         "eval_seconds": rec.eval_seconds,
         "epochs": epochs,
@@ -269,6 +270,7 @@ def write_results(dataset: str, rows: list[dict[str, Any]], meta: dict[str, Any]
         row = {
             "model": r["model"],
             **r["metrics"],
+            "± ndcg@10": (r.get("standard_errors") or {}).get("ndcg@10"),
             "train s": r["train_seconds"],
             "s/epoch": r.get("seconds_per_epoch"),
             "s to best": r.get("seconds_to_best"),
@@ -280,7 +282,8 @@ def write_results(dataset: str, rows: list[dict[str, Any]], meta: dict[str, Any]
         if sasrec:
             row["vs sasrec"] = r["metrics"]["ndcg@10"] / sasrec["metrics"]["ndcg@10"]
         flat.append(row)
-    cols = [*COLUMNS, "train s", "s/epoch", "s to best", "encode s", "enc. stage", "vs pop"]
+    cols = [COLUMNS[0], COLUMNS[1], "± ndcg@10", *COLUMNS[2:]]
+    cols += ["train s", "s/epoch", "s to best", "encode s", "enc. stage", "vs pop"]
     cols.append("vs sasrec")
     lines = [
         markdown_table(
@@ -292,6 +295,8 @@ def write_results(dataset: str, rows: list[dict[str, Any]], meta: dict[str, Any]
         "so the row equals the frozen model trained with the same settings. "
         "`train s` includes `encode s`, the seconds the language model ran over item text "
         "(a frozen encoder's vectors come from the on-disk cache when it is warm). "
+        "`± ndcg@10`: the standard error of NDCG@10 over the test users (`–` for rows run "
+        "before it was recorded). "
         "Ratios compare NDCG@10 between rows of this table. Each row's machine, torch threads, "
         "command and date are in the JSON file next to this one; the last run: "
         f"{meta['machine']}, threads {meta['threads']}, `{meta['command']}`, {meta['date']}.",
