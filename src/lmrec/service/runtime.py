@@ -43,6 +43,7 @@ from lmrec.service.loaded import (
     SimilarItemIndex,
     cosine_index,
     run_version,
+    warm_up,
 )
 from lmrec.service.privacy import ServiceBoundary
 from lmrec.service.store import IngestResult, Store, StoredEvent, StoredItem
@@ -287,6 +288,7 @@ class RecommendationService:
                 log.warning("%d items created through the API are not served: %s", len(live), e)
         deleted = frozenset(s.item_id for s in stored if s.deleted)
         index, index_error = self._build_index(pipeline, deleted)
+        warm_up(pipeline)  # lazy set-up now, not in the first requests
         self._deleted = deleted
         return LoadedModel(
             pipeline=pipeline,
