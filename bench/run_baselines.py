@@ -343,7 +343,8 @@ def main() -> None:
     for dataset in args.datasets:
         if args.tables_only:
             rows = json.loads((RESULTS / f"{dataset}.json").read_text())
-            write_results(dataset, rows, rows[-1])
+            latest = max(rows, key=lambda r: str(r.get("date") or ""))  # the last run's meta
+            write_results(dataset, rows, latest)
             continue
         if args.content:
             rows = content_rows(dataset, meta)
