@@ -488,8 +488,8 @@ def main() -> None:
     parser.add_argument(
         "--boost-only",
         action="store_true",
-        help="only the new-item boost study of text-frozen and text-fusion (with --reuse: "
-        "on the kept models)",
+        help="only the new-item boost study (coldstart_items_boost.py) of the text models "
+        "(with --reuse: on the kept models)",
     )
     args = parser.parse_args()
     global OUT_JSON, OUT_MD, MODELS_DIR
@@ -521,15 +521,16 @@ def main() -> None:
         datasets[dataset] = data.summary()
         print(f"[{dataset}] data ready in {time.perf_counter() - start:.1f} s: {data.summary()}")
         if args.boost_only:
-            from coldstart_items_boost import BOOSTED_MODELS, boost_study
+            from coldstart_items_boost import BOOSTED_MODELS, boost_study, plot
 
-            boosts = load_boosts()
-            for name in args.models or BOOSTED_MODELS:
+            boosts = [b for b in load_boosts() if "curve_ndcg@10" in b]  # not the old study
+            for name in args.models or BOOSTED_MODELS[dataset]:
                 models, _ = trained_models(name, data, args.epochs, args.reuse)
-                study = boost_study(name, models[name], data, args.seed)
+                study = boost_study(name, models[name], data)
                 boosts = [b for b in boosts if (b["dataset"], b["model"]) != (dataset, name)]
                 boosts.append({**study, **meta})
                 save(rows, datasets, boosts)
+                plot(OUT_MD.with_suffix(".png"), boosts)
             continue
         for name in args.models or DEFAULT_MODELS[dataset]:
             models, info = trained_models(name, data, args.epochs, args.reuse)

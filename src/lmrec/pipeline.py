@@ -527,6 +527,21 @@ class Pipeline:
         self._attributes = None
         return result
 
+    def set_new_item_boost(self, boost: float) -> None:
+        """Lift items without a training interaction by ``boost`` standard deviations of
+        each user's scores (``TextSeqConfig.new_item_boost``; 0 turns it off).
+
+        Raises:
+            ConfigError: The retrieval model is not a ``text_seq`` model, or ``boost`` is
+                not in [0, 5].
+        """
+        setter = getattr(self.retrieval, "set_new_item_boost", None)
+        if setter is None:
+            raise ConfigError(
+                f"model {self.retrieval.name!r} has no new-item boost (text_seq models only)"
+            )
+        setter(boost)
+
     # ------------------------------------------------------------------------- persistence
     def update_run(self, run_dir: str | Path) -> None:
         """Write the pipeline back into an existing run directory, e.g. after

@@ -11,6 +11,8 @@ import pytest
 from test_cli import write_config
 
 from lmrec.cli.main import main
+from lmrec.models import load_model
+from lmrec.models.text import TextSeqRecommender
 
 
 @pytest.fixture
@@ -91,3 +93,47 @@ def test_id_only_run_and_missing_run_exit_2(
     assert "model 'pop' knows items only by ids" in err and len(err.strip().splitlines()) == 1
     assert main(["items", "add", str(tmp_path / "nope"), "--file", str(items)]) == 2
     assert "holds no model" in capsys.readouterr().err
+
+
+def test_boost_new_items_of_a_run(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"id": "new-1", "title": "Love Film 1 Again", "categories": ["Romance"]}\n')
+    assert main(["items", "add", str(run), "--file", str(items)]) == 0
+
+    def rank_of_new() -> int:
+        capsys.readouterr()
+        assert main(["recommend", str(run), "--history", "1,3,4", "-k", "61", "--json"]) == 0
+        ids = [r["item_id"] for r in json.loads(capsys.readouterr().out)]
+        return ids.index("new-1")
+
+    before = rank_of_new()
+    assert before > 0
+    assert main(["items", "boost", str(run), "5"]) == 0
+    out = capsys.readouterr().out.strip()
+    # The fixture's catalog also has items no training interaction reached: they count too.
+    model = load_model(run / "model")
+    assert isinstance(model, TextSeqRecommender) and model.config.new_item_boost == 5.0
+    untrained = int(model.new_items().sum())
+    assert untrained >= 1 and model.new_items()[-1]
+    assert out == f"new-item boost of {run} set to 5 ({untrained} items without training data)"
+    # Saved in the run: a new process lifts the new item into the block of boosted items.
+    after = rank_of_new()
+    assert after < before and after < untrained
+    assert main(["items", "boost", str(run), "0"]) == 0
+    assert rank_of_new() == before
+
+
+def test_boost_refuses_bad_values_and_id_models(
+    run: Path, movielens_like: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert main(["items", "boost", str(run), "-1"]) == 2
+    err = capsys.readouterr().err
+    assert "new_item_boost" in err and len(err.strip().splitlines()) == 1
+    cfg = write_config(tmp_path / "c.toml", movielens_like, tmp_path / "runs", 'type = "pop"')
+    assert main(["train", "--config", str(cfg), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["items", "boost", str(tmp_path / "runs" / "t"), "0.5"]) == 2
+    assert "model 'pop' has no new-item boost" in capsys.readouterr().err

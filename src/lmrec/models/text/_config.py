@@ -91,6 +91,14 @@ class TextSeqConfig(BaseModel):
     ``(0, 0.05, 0.1, 0.2, 0.3, 0.5)`` with the best validation NDCG@10, chosen after training
     (0 without a validation set). A fixed weight also applies to early stopping."""
 
+    new_item_boost: float = Field(default=0.0, ge=0.0, le=5.0)
+    """Score boost of new items (those without a training interaction: added with
+    ``add_items`` or held out of training), in standard deviations of each user's scores
+    over the catalog. The trained scores carry what training learned about known items
+    (popularity first), which new items lack, so they rarely reach a top-10; the boost trades
+    some accuracy on known items for exposure of new ones (measured in
+    ``bench/results/coldstart-items.md``). 0: no boost. Applies after the content blend."""
+
     trainer: TrainerConfig = Field(default_factory=_default_trainer)
     """Optimisation settings; early stopping monitors validation ``ndcg@10``."""
 

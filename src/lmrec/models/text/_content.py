@@ -45,6 +45,21 @@ def blend(trained: np.ndarray, content: np.ndarray, weight: float) -> np.ndarray
     return out.astype(np.float32)
 
 
+def boost_new_items(scores: np.ndarray, new: np.ndarray, boost: float) -> np.ndarray:
+    """``scores`` with ``boost`` standard deviations of each row added to the ``new`` columns.
+
+    Args:
+        scores: ``(users, n_items)`` scores (changed in place and returned).
+        new: ``(n_items,)`` bool, the new items.
+        boost: The boost in units of each row's standard deviation over the catalog.
+    """
+    if boost == 0.0 or not bool(new.any()) or len(scores) == 0:
+        return scores
+    spread = scores.std(axis=1, keepdims=True)
+    scores[:, new] += (boost * spread).astype(scores.dtype)
+    return scores
+
+
 class ContentPrior:
     """Cosine of each item's language-model vector to the mean of a history's (normalised
     vectors; the history's last ``max_len`` items; an empty history scores 0)."""

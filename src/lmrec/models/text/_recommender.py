@@ -37,6 +37,7 @@ from lmrec.models.text._content import (
     CONTENT_GRID,
     ContentPrior,
     blend,
+    boost_new_items,
     choose_weight,
     validation_ndcg,
 )
@@ -92,6 +93,7 @@ def _merge_reports(first: FitReport, second: FitReport, monitor: str) -> FitRepo
 _NETWORK_FILE = "text_seq.pt"
 _ENCODER_FILE = "encoder_tuned.pt"
 _CONTENT_FILE = "content_weight.json"
+_TRAINED_FILE = "trained_items.npy"
 
 
 class TextSeqRecommender(TextRecommenderBase):
@@ -125,6 +127,9 @@ class TextSeqRecommender(TextRecommenderBase):
         self.content = ContentPrior()
         self.fitted_content_weight: float | None = None
         """The weight ``content_weight = "auto"`` chose (``None``: not chosen yet)."""
+        self.trained_items: np.ndarray | None = None
+        """``(n_items,)`` bool: the items with a training interaction (``None``: unknown, a
+        run saved before this was kept; every item it had then counts as trained)."""
 
     # ------------------------------------------------------------------------- building
     def _build_module(self, n_items: int, text_dim: int) -> TextSeqModule:
@@ -240,6 +245,7 @@ class TextSeqRecommender(TextRecommenderBase):
         # An item without a training interaction got no id signal (and was no candidate in
         # the softmax); serve it from its text alone, as id dropout trained the model to.
         module.clear_id_embeddings(torch.from_numpy(train.item_counts() == 0))
+        self.trained_items = train.item_counts() > 0
         self.encode_seconds += task.encode_seconds
         report.encode_seconds = self.encode_seconds
         if cfg.content_weight == "auto":
@@ -354,6 +360,10 @@ class TextSeqRecommender(TextRecommenderBase):
                     module.text_vectors
                 )
             module.append_items(torch.from_numpy(appended))
+        trained = self.trained_items
+        if trained is None:
+            trained = np.ones(module.n_items - len(appended), dtype=bool)
+        self.trained_items = np.concatenate([trained, np.zeros(len(appended), dtype=bool)])
 
     # ------------------------------------------------------------------------- scoring
     def item_vectors(self) -> np.ndarray:
@@ -379,7 +389,29 @@ class TextSeqRecommender(TextRecommenderBase):
         if weight > 0.0 and len(histories):
             prior = self.content.scores(module.text_vectors, histories, self.config.max_len)
             out = blend(out, prior, weight)
+        if self._boosting():
+            out = boost_new_items(out, self.new_items(), self.config.new_item_boost)
         return out
+
+    def new_items(self) -> np.ndarray:
+        """``(n_items,)`` bool: the items without a training interaction (added after
+        training, or held out of it), which ``new_item_boost`` lifts."""
+        module: TextSeqModule = self._require(self.module)
+        trained = self.trained_items
+        if trained is None:
+            return np.zeros(module.n_items, dtype=bool)
+        return ~trained
+
+    def set_new_item_boost(self, boost: float) -> None:
+        """Set ``config.new_item_boost`` (validated; kept when the model is saved).
+
+        Raises:
+            ConfigError: ``boost`` is not a number in [0, 5].
+        """
+        self.config = build_config(TextSeqConfig, self.config, new_item_boost=boost)
+
+    def _boosting(self) -> bool:
+        return self.config.new_item_boost > 0.0 and bool(self.new_items().any())
 
     @property
     def content_weight(self) -> float:
@@ -413,7 +445,7 @@ class TextSeqRecommender(TextRecommenderBase):
         module: TextSeqModule = self._require(self.module)
         if module.n_items < self.fast_top_min_items or module.text_vectors.is_cuda:
             return None
-        if self.content_weight > 0.0:  # the blend is not a dot product
+        if self.content_weight > 0.0 or self._boosting():  # no longer a dot product
             return None
         out: list[tuple[np.ndarray, np.ndarray]] = []
         for start, hidden, table in self._last_states(histories):
@@ -472,6 +504,8 @@ class TextSeqRecommender(TextRecommenderBase):
         torch.save(module.state_dict(), path / _NETWORK_FILE)
         if self.fitted_content_weight is not None:
             (path / _CONTENT_FILE).write_text(json.dumps({"weight": self.fitted_content_weight}))
+        if self.trained_items is not None:
+            np.save(path / _TRAINED_FILE, self.trained_items)
         if self.tuned is not None:
             torch.save(self.tuned.trainable_state_dict(), path / _ENCODER_FILE)
         elif self._tuned_state is not None:
@@ -495,6 +529,7 @@ class TextSeqRecommender(TextRecommenderBase):
         content = path / _CONTENT_FILE
         if content.exists():
             self.fitted_content_weight = float(json.loads(content.read_text())["weight"])
+        self.trained_items = self._load_trained(path / _TRAINED_FILE, module.n_items)
         self._load_texts(path)
         encoder_file = path / _ENCODER_FILE
         if self.config.tuning.strategy != "frozen":
@@ -504,6 +539,22 @@ class TextSeqRecommender(TextRecommenderBase):
             self._tuned_state = torch.load(
                 encoder_file, map_location=self.options.device, weights_only=True
             )
+
+    @staticmethod
+    def _load_trained(file: Path, n_items: int) -> np.ndarray | None:
+        """The saved trained-items mask (``None`` for a run saved before it was kept)."""
+        if not file.exists():
+            return None
+        try:
+            trained = np.load(file, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ModelFileError(f"{file} is not a readable .npy file: {exc}") from exc
+        if trained.dtype != np.bool_ or trained.shape != (n_items,):
+            raise ModelFileError(
+                f"{file} should hold {n_items} booleans (one per item), "
+                f"got {trained.dtype} of shape {trained.shape}"
+            )
+        return trained
 
     def tuned_encoder(self) -> TunableEncoder | None:
         """The fine-tuned encoder (rebuilt from the base model on first use after ``load``);
