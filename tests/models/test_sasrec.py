@@ -426,3 +426,41 @@ def test_init_embeddings_cooccurrence_starts_from_them() -> None:
     assert model.network is not None
     with pytest.raises(ConfigError, match="init_embeddings"):
         SASRecRecommender(init_embeddings="word2vec")
+
+
+def test_mixture_of_softmaxes_by_hand_trains_and_reloads(tmp_path: Path) -> None:
+    model = SASRecRecommender({**SMALL, "mixture": 3})
+    report = model.fit(planted_data()[0])
+    assert report.history[-1]["loss"] < 0.8 * report.history[0]["loss"]
+    net = model._require(model.network)
+    assert net.mixture_contexts is not None and net.mixture_gate is not None
+    hidden = torch.randn(4, SMALL["dim"])
+    with torch.no_grad():
+        got = net.logits(hidden)
+        contexts = net.mixture_contexts(hidden).reshape(4, 3, SMALL["dim"])
+        gate = torch.softmax(net.mixture_gate(hidden), dim=-1)
+        probs = torch.zeros(4, net.n_items)
+        for j in range(3):
+            context = hidden + torch.tanh(contexts[:, j])
+            probs += gate[:, j : j + 1] * torch.softmax(context @ net.item_weights().T, dim=-1)
+    torch.testing.assert_close(got, probs.log(), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(got.exp().sum(dim=-1), torch.ones(4))  # log-probabilities
+    # The top-n shortcut (one dot product) steps aside; the full sort gives the same lists.
+    model.fast_top_min_items = 0
+    hist = [np.array([1, 2, 3]), np.array([22, 23]), np.array([], dtype=np.int64)]
+    scores = model.score(np.arange(3), hist)
+    for (items, _), row in zip(model.top_items(np.arange(3), hist, 5), scores, strict=True):
+        np.testing.assert_array_equal(items, np.argsort(-row, kind="stable")[:5])
+    assert scores[0, :20].mean() > scores[0, 20:].mean()  # the planted groups are learned
+    model.save(tmp_path / "m")
+    np.testing.assert_array_equal(
+        SASRecRecommender.load(tmp_path / "m").score(np.arange(3), hist), scores
+    )
+
+
+def test_mixture_of_one_is_the_plain_model() -> None:
+    plain = SASRecModule(N_ITEMS, 16, 1, 2, 16, 12, 0.0, True)
+    torch.manual_seed(0)
+    assert plain.mixture_contexts is None and plain.mixture == 1
+    with pytest.raises(ConfigError, match="mixture"):
+        SASRecRecommender({**SMALL, "mixture": 0})

@@ -116,10 +116,10 @@ def test_runs_saved_without_the_mask_treat_every_known_item_as_trained(
 def test_a_corrupt_mask_file_is_named(fitted: TextSeqRecommender, tmp_path: Path) -> None:
     fitted.save(tmp_path / "bad")
     np.save(tmp_path / "bad" / "trained_items.npy", np.ones(3, dtype=bool))
-    with pytest.raises(ModelFileError, match="trained_items.npy should hold"):
+    with pytest.raises(ModelFileError, match=r"trained_items\.npy should hold"):
         load_model(tmp_path / "bad")
     (tmp_path / "bad" / "trained_items.npy").write_text("not numpy")
-    with pytest.raises(ModelFileError, match="not a readable .npy"):
+    with pytest.raises(ModelFileError, match=r"not a readable \.npy"):
         load_model(tmp_path / "bad")
 
 

@@ -61,6 +61,13 @@ class SASRecConfig(BaseModel):
     input) and how it is predicted (as output) can differ: item-to-item transitions need
     not be symmetric."""
 
+    mixture: int = Field(default=1, ge=1, le=16)
+    """Softmax components of the output layer: 1 is the usual softmax over dot products;
+    ``k > 1`` scores with a mixture of ``k`` softmaxes (Yang et al. 2018), each over its own
+    context of the state, so that the next-item distribution is not bound to one dot
+    product of width ``dim`` (the "softmax bottleneck"). Scores are then log-probabilities
+    and ``top_items`` sorts full rows."""
+
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
     """Label smoothing of the cross-entropy loss (0 = none)."""
 

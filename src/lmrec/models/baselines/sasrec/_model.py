@@ -98,6 +98,11 @@ class SASRecModule(nn.Module):
         cosine: :meth:`logits` are cosine similarities divided by ``temperature``.
         temperature: Temperature of the cosine logits.
         tied: Score with the input embeddings (else with their own output embeddings).
+        mixture: Softmax components (1: the usual single softmax). With ``k > 1`` each
+            state is turned into ``k`` contexts ``h + tanh(W_j h + b_j)`` and a gate
+            ``softmax(G h)``; :meth:`logits` are then the log of the gate-weighted mixture of
+            the ``k`` softmaxes (a mixture of softmaxes, Yang et al. 2018), which a single
+            dot product of width ``dim`` cannot always express.
     """
 
     def __init__(
@@ -113,9 +118,13 @@ class SASRecModule(nn.Module):
         cosine: bool = False,
         temperature: float = 1.0,
         tied: bool = True,
+        mixture: int = 1,
     ) -> None:
         super().__init__()
         self.n_items = n_items
+        self.mixture = mixture
+        self.mixture_contexts = nn.Linear(dim, mixture * dim) if mixture > 1 else None
+        self.mixture_gate = nn.Linear(dim, mixture) if mixture > 1 else None
         self.cosine = cosine
         self.temperature = temperature
         self.max_len = max_len
@@ -161,13 +170,26 @@ class SASRecModule(nn.Module):
         return self.output_table[1 : self.n_items + 1]
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Scores of every catalog item after each hidden state ``(..., dim)``."""
+        """Scores of every catalog item after each hidden state ``(..., dim)`` (with
+        ``mixture > 1``: log-probabilities of the mixture)."""
         weights = self.item_weights()
+        if self.mixture_contexts is not None and self.mixture_gate is not None:
+            shift = torch.tanh(self.mixture_contexts(hidden)).unflatten(-1, (self.mixture, -1))
+            contexts = hidden.unsqueeze(-2) + shift  # (..., mixture, dim)
+            if self.cosine:
+                contexts = F.normalize(contexts, dim=-1)
+                weights = F.normalize(weights, dim=-1)
+            parts = F.log_softmax(contexts @ weights.T / self._divisor(), dim=-1)
+            gate = F.log_softmax(self.mixture_gate(hidden), dim=-1)
+            return torch.logsumexp(gate.unsqueeze(-1) + parts, dim=-2)
         if self.cosine:
             hidden = F.normalize(hidden, dim=-1)
             weights = F.normalize(weights, dim=-1)
             return hidden @ weights.T / self.temperature
         return hidden @ weights.T
+
+    def _divisor(self) -> float:
+        return self.temperature if self.cosine else 1.0
 
     def forward(self, tokens: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         """Hidden states ``(batch, length, dim)`` of left-padded ``tokens`` ``(batch, length)``.

@@ -305,6 +305,7 @@ class SASRecRecommender(BaseRecommender):
             cosine=c.cosine,
             temperature=c.temperature,
             tied=c.tie_output,
+            mixture=c.mixture,
         ).to(self.options.device)
 
     def _run_options(self) -> RunOptions:
@@ -385,8 +386,8 @@ class SASRecRecommender(BaseRecommender):
 
     def _top_table(self, network: SASRecModule) -> DotTopTable | None:
         """The output embeddings as a :class:`DotTopTable` (cached while they are unchanged)."""
-        if network.n_items < self.fast_top_min_items:
-            return None
+        if network.n_items < self.fast_top_min_items or network.mixture > 1:
+            return None  # a mixture of softmaxes is not one dot product
         weight = network.output_table
         key = (id(network), id(weight), weight._version)
         if self._table_cache is None or self._table_cache[0] != key:
