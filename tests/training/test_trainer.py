@@ -19,6 +19,7 @@ from lmrec.training import (
     Trainer,
     TrainerConfig,
     TrainingTask,
+    WeightAverage,
     parameter_groups,
     seed_everything,
     shard_indices,
@@ -438,3 +439,73 @@ def test_encoder_trainer_gives_the_encoder_its_own_learning_rate() -> None:
     assert decay_of[id(module.encoder[1].weight)] == 0.0  # LayerNorm: never decayed
     plain = EncoderTrainer(TrainerConfig(lr=0.01)).make_optimizer(nn.Linear(2, 2))
     assert all(g["lr"] == 0.01 for g in plain.param_groups)
+
+
+def test_weight_average_by_hand() -> None:
+    net = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        net.weight.fill_(0.0)
+    average = WeightAverage(net, decay=0.5)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    average.update()  # d = min(0.5, 2 / 11) = 2/11
+    expected = 9 / 11
+    assert float(average.shadow["weight"]) == pytest.approx(expected)
+    with torch.no_grad():
+        net.weight.fill_(3.0)
+    for _ in range(20):
+        average.update()  # d reaches 0.5 from the fourth update on
+    assert 2.99 < float(average.shadow["weight"]) < 3.0
+    with average.applied():
+        assert net.weight.detach().item() == pytest.approx(average.shadow["weight"].item())
+    assert net.weight.detach().item() == 3.0  # the module's own weights are back
+
+
+def test_ema_decay_validates_and_returns_the_average() -> None:
+    task = _RegressionTask()
+    trainer = Trainer(TrainerConfig(epochs=4, lr=0.05, ema_decay=0.9, patience=None))
+    seen: list[tuple[bool, float]] = []
+
+    def validate() -> dict[str, float]:
+        average = trainer._average
+        assert average is not None
+        held = all(torch.equal(p, average.shadow[n]) for n, p in task.module.named_parameters())
+        seen.append((held, -task.mse()))
+        return {"ndcg@10": -task.mse() if trainer.epoch != 3 else 1.0}
+
+    report = trainer.fit(task, validate)
+    assert [held for held, _ in seen] == [True] * 4
+    assert report.best_epoch == 3
+    plain = _RegressionTask()
+    Trainer(TrainerConfig(epochs=4, lr=0.05, patience=None)).fit(plain)
+    # Training itself is unchanged: the average differs from the plain run's last weights.
+    assert not _same(_params(task.module), _params(plain.module))
+
+
+def test_ema_without_validation_ends_on_the_average() -> None:
+    task = _RegressionTask()
+    trainer = Trainer(TrainerConfig(epochs=3, lr=0.05, ema_decay=0.99, patience=None))
+    trainer.fit(task)
+    average = trainer._average
+    assert average is not None and average.steps == 3 * task.num_batches()
+    for name, param in task.module.named_parameters():
+        assert torch.equal(param, average.shadow[name])
+
+
+def test_resume_keeps_the_weight_average(tmp_path: Path) -> None:
+    config = TrainerConfig(epochs=4, lr=0.05, ema_decay=0.9, patience=None)
+    full = _RegressionTask(seed=1)
+    Trainer(config).fit(full, lambda: {"ndcg@10": -full.mse()})
+    options = RunOptions(checkpoint_dir=tmp_path / "ckpt")
+    first = _RegressionTask(seed=1)
+
+    def crash(epoch: int, record: dict[str, float]) -> None:
+        if epoch == 2:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        Trainer(config, options).fit(first, lambda: {"ndcg@10": -first.mse()}, crash)
+    resumed = _RegressionTask(seed=99)
+    options.resume = True
+    Trainer(config, options).fit(resumed, lambda: {"ndcg@10": -resumed.mse()})
+    assert _same(_params(resumed.module), _params(full.module))

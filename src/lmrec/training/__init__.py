@@ -1,5 +1,6 @@
 """The shared training loop used by every trainable model family."""
 
+from lmrec.training._support import WeightAverage
 from lmrec.training.config import DPConfig, RunOptions, TrainerConfig
 from lmrec.training.trainer import (
     CHECKPOINT_FILE,
@@ -22,6 +23,7 @@ __all__ = [
     "Trainer",
     "TrainerConfig",
     "TrainingTask",
+    "WeightAverage",
     "parameter_groups",
     "rank_and_world",
     "seed_everything",

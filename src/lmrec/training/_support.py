@@ -1,4 +1,5 @@
-"""Helpers of the training loop: seeds, ranks and shards, AdamW groups, the schedule, RNG state.
+"""Helpers of the training loop: seeds, ranks and shards, AdamW groups, the schedule, RNG
+state, the weight average.
 
 Split from :mod:`lmrec.training.trainer`, which re-exports the public ones.
 """
@@ -6,7 +7,8 @@ Split from :mod:`lmrec.training.trainer`, which re-exports the public ones.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -162,3 +164,59 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     # uninterrupted one without saving generator state.
     derived = int(np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0])
     return torch.Generator().manual_seed(derived)
+
+
+class WeightAverage:
+    """An exponential moving average of a module's trainable parameters (Polyak averaging).
+
+    After ``t`` updates the average moves towards the weights with the rate ``1 - d_t``,
+    ``d_t = min(decay, (1 + t) / (10 + t))``: fast at first, so the average does not keep
+    the random initialisation, then at ``1 - decay``.
+
+    Args:
+        module: The module whose parameters (those with ``requires_grad``) are averaged.
+        decay: The long-run decay, e.g. 0.999 (an average over about 1,000 steps).
+    """
+
+    def __init__(self, module: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.steps = 0
+        self.params = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+        self.shadow = {n: p.detach().clone() for n, p in self.params}
+
+    def update(self) -> None:
+        """Move the average towards the current weights (call after each optimizer step)."""
+        self.steps += 1
+        d = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        with torch.no_grad():
+            for name, param in self.params:
+                self.shadow[name].mul_(d).add_(param.detach(), alpha=1.0 - d)
+
+    def copy_to_module(self) -> None:
+        """Overwrite the module's parameters with the average."""
+        with torch.no_grad():
+            for name, param in self.params:
+                param.copy_(self.shadow[name])
+
+    @contextmanager
+    def applied(self) -> Iterator[None]:
+        """The module holds the average inside the block and its own weights again after."""
+        own = {n: p.detach().clone() for n, p in self.params}
+        self.copy_to_module()
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, param in self.params:
+                    param.copy_(own[name])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps, "shadow": self.shadow}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        shadow = state["shadow"]
+        if set(shadow) != set(self.shadow):
+            raise ValueError("the saved weight average names other parameters")
+        self.steps = int(state["steps"])
+        for name, value in shadow.items():
+            self.shadow[name].copy_(value)

@@ -110,6 +110,12 @@ class TrainerConfig(BaseModel):
     """Maximum global L2 norm of the gradient before each step; ``None`` turns clipping
     off."""
 
+    ema_decay: float | None = Field(default=None, gt=0.0, lt=1.0)
+    """Validate, keep and return an exponential moving average of the weights (Polyak
+    averaging) instead of the weights themselves, updated after every step with this decay
+    (e.g. 0.999: about the last 1,000 steps; :class:`lmrec.training.WeightAverage`).
+    ``None``: no averaging. Training itself is unchanged; the average is in checkpoints."""
+
     patience: int | None = Field(default=5, ge=1)
     """Validations in a row without improvement of ``monitor`` after which training
     stops; ``None`` never stops early (the best state is still restored)."""

@@ -13,6 +13,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -26,6 +27,7 @@ from tqdm.auto import tqdm
 from lmrec.errors import ConfigError, ModelFileError
 from lmrec.models.base import FitReport
 from lmrec.training._support import (
+    WeightAverage,
     _epoch_generator,
     _rng_state,
     _set_rng_state,
@@ -126,6 +128,7 @@ class Trainer:
         self.seconds_to_best: float | None = None
         self.bad_evals = 0
         self.elapsed = 0.0
+        self._average: WeightAverage | None = None
 
     @property
     def is_main(self) -> bool:
@@ -199,9 +202,10 @@ class Trainer:
                 if validate is not None and (
                     self.epoch % self.config.eval_every == 0 or self.epoch == self.config.epochs
                 ):
-                    metrics = self._validate(validate)
-                    record.update({f"valid_{k}": v for k, v in metrics.items()})
-                    self._track_best(metrics)
+                    with self._averaged():  # the average is what is validated and kept
+                        metrics = self._validate(validate)
+                        record.update({f"valid_{k}": v for k, v in metrics.items()})
+                        self._track_best(metrics)
                 self.history.append(record)
                 self._save_checkpoint()
                 self._append_log(record)
@@ -214,6 +218,8 @@ class Trainer:
                     on_epoch_end(self.epoch, record)
             if self.best_state is not None:
                 self._raw_module().load_state_dict(self.best_state)
+            elif self._average is not None:
+                self._average.copy_to_module()
         finally:
             task.module = self._raw_module()
             if writer is not None:
@@ -256,6 +262,8 @@ class Trainer:
                 lr = self._optimizer.param_groups[0]["lr"]
                 self._optimizer.step()
                 self._scheduler.step()
+                if self._average is not None:
+                    self._average.update()
                 total += value
                 steps += 1
                 if after_step is not None:
@@ -313,6 +321,11 @@ class Trainer:
         self._task = task
         self._optimizer = self.make_optimizer(self._raw)
         self._scheduler = self.make_scheduler(self._optimizer, self.config.epochs * n_batches)
+        if self.config.ema_decay is not None:
+            self._average = WeightAverage(self._raw, self.config.ema_decay)
+
+    def _averaged(self) -> AbstractContextManager[None]:
+        return nullcontext() if self._average is None else self._average.applied()
 
     def _validate(self, validate: ValidateFn) -> dict[str, float]:
         module = self._raw_module()
@@ -377,6 +390,7 @@ class Trainer:
             },
             "history": self.history,
             "elapsed": self.elapsed,
+            "average": None if self._average is None else self._average.state_dict(),
             "rng": _rng_state(),
         }
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -430,6 +444,11 @@ class Trainer:
         self.bad_evals = int(best["bad_evals"])
         self.history = list(state["history"])
         self.elapsed = float(state["elapsed"])
+        if self._average is not None and state.get("average") is not None:
+            try:
+                self._average.load_state_dict(state["average"])
+            except (KeyError, ValueError, RuntimeError) as exc:
+                raise ModelFileError(f"checkpoint {path}: bad weight average: {exc}") from exc
         _set_rng_state(state["rng"])
 
     # -- logs ---------------------------------------------------------------------------------
