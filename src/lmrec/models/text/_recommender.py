@@ -244,8 +244,8 @@ class TextSeqRecommender(TextRecommenderBase):
         module.eval()
         # An item without a training interaction got no id signal (and was no candidate in
         # the softmax); serve it from its text alone, as id dropout trained the model to.
-        module.clear_id_embeddings(torch.from_numpy(train.item_counts() == 0))
         self.trained_items = train.item_counts() > 0
+        module.clear_id_embeddings(torch.from_numpy(~self.trained_items))
         self.encode_seconds += task.encode_seconds
         report.encode_seconds = self.encode_seconds
         if cfg.content_weight == "auto":
@@ -389,7 +389,7 @@ class TextSeqRecommender(TextRecommenderBase):
         if weight > 0.0 and len(histories):
             prior = self.content.scores(module.text_vectors, histories, self.config.max_len)
             out = blend(out, prior, weight)
-        if self._boosting():
+        if self.config.new_item_boost > 0.0:
             out = boost_new_items(out, self.new_items(), self.config.new_item_boost)
         return out
 

@@ -179,7 +179,8 @@ class SASRecModule(nn.Module):
             if self.cosine:
                 contexts = F.normalize(contexts, dim=-1)
                 weights = F.normalize(weights, dim=-1)
-            parts = F.log_softmax(contexts @ weights.T / self._divisor(), dim=-1)
+            scale = self.temperature if self.cosine else 1.0
+            parts = F.log_softmax(contexts @ weights.T / scale, dim=-1)
             gate = F.log_softmax(self.mixture_gate(hidden), dim=-1)
             return torch.logsumexp(gate.unsqueeze(-1) + parts, dim=-2)
         if self.cosine:
@@ -187,9 +188,6 @@ class SASRecModule(nn.Module):
             weights = F.normalize(weights, dim=-1)
             return hidden @ weights.T / self.temperature
         return hidden @ weights.T
-
-    def _divisor(self) -> float:
-        return self.temperature if self.cosine else 1.0
 
     def forward(self, tokens: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         """Hidden states ``(batch, length, dim)`` of left-padded ``tokens`` ``(batch, length)``.
