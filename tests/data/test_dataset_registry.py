@@ -210,3 +210,30 @@ def test_damaged_cache_entry_is_ignored(tmp_path: Path) -> None:
     (entry,) = (cache / "parsed").iterdir()
     (entry / "items.parquet").write_bytes(b"garbage")
     assert load_dataset(directory, cache_dir=cache).n_items == 2
+
+
+def test_parallel_cache_writers_keep_one_entry_quietly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two processes parsing the same data at once: the second finds the first's entry in
+    place when it renames its own; it keeps that one without a warning."""
+    import os
+
+    from lmrec.data import cache as cache_module
+
+    directory = write_100k(tmp_path / "ml")
+    cache = tmp_path / "cache"
+    real_replace = os.replace
+
+    def raced(src: Path, dst: Path) -> None:
+        Path(dst).mkdir()
+        (Path(dst) / "other-writer").write_text("x")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(cache_module.os, "replace", raced)
+    with caplog.at_level("WARNING", logger="lmrec"):
+        assert load_dataset(directory, cache_dir=cache).n_items == 2
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    (entry,) = (cache / "parsed").iterdir()
+    assert (entry / "other-writer").exists()  # the first writer's entry stays
+    assert not list((cache / "parsed").glob(".*"))  # our temporary folder is gone

@@ -10,6 +10,7 @@ replaced. A broken or unreadable entry is ignored, never an error.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -135,7 +136,12 @@ class ParsedDatasetCache:
             (tmp / _META).write_text(json.dumps(meta))
             # Replace the old entry; if another process wins the race, its entry is as good.
             shutil.rmtree(entry, ignore_errors=True)
-            os.replace(tmp, entry)
+            try:
+                os.replace(tmp, entry)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not entry.is_dir():
+                    raise
+                logger.debug("dataset cache entry %s was written by another process", entry)
         except Exception as exc:  # e.g. a column of mixed types Parquet cannot hold
             logger.warning("not caching dataset %r: %s", dataset.name, exc)
         finally:

@@ -103,6 +103,13 @@ class SASRecConfig(BaseModel):
     contrastive_temperature: float = Field(default=1.0, gt=0.0)
     """Temperature of the contrastive softmax over dot products of sequence states."""
 
+    members: int = Field(default=1, ge=1, le=16)
+    """Independently trained copies of the network (seeds ``trainer.seed``,
+    ``trainer.seed + 1``, ...), each early-stopped on its own; an item's score is the mean of
+    the members' log-softmax scores. Averaging removes much of one training run's variance
+    at ``members`` times the training and scoring cost; 1 is a single network (raw logits as
+    scores). With several, ``top_items`` sorts full rows."""
+
     score_batch_size: int = Field(default=256, ge=1)
     """Histories encoded at once by ``score``."""
 

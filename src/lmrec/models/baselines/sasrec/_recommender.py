@@ -264,6 +264,9 @@ class SASRecRecommender(BaseRecommender):
     """Self-attentive sequential recommender trained with full-softmax cross-entropy.
 
     ``fit`` stops early on the NDCG@10 of ``valid`` (when given) and keeps the best epoch.
+    With ``config.members > 1`` it trains that many networks one after the other (seeds
+    ``trainer.seed + j``, each stopped early on its own, checkpoints and logs under
+    ``member-<j>/`` of the work directory) and scores with their mean log-softmax.
     The ``work_dir`` of the fit options receives checkpoints (``checkpoints/``) and the
     per-epoch log (``train_log.jsonl``) unless ``options`` names other places.
 
@@ -286,7 +289,8 @@ class SASRecRecommender(BaseRecommender):
         super().__init__()
         self.config = build_config(SASRecConfig, config, **overrides)
         self.options = options if options is not None else RunOptions()
-        self.network: SASRecModule | None = None
+        self.networks: list[SASRecModule] = []
+        """The fitted members (one unless ``config.members`` asks for more)."""
         self.fast_top_min_items = FAST_TOP_MIN_ITEMS
         """Catalog size from which :meth:`top_items` skips the full sort."""
         self._table_cache: tuple[tuple[int, int, int], DotTopTable] | None = None
@@ -308,26 +312,57 @@ class SASRecRecommender(BaseRecommender):
             mixture=c.mixture,
         ).to(self.options.device)
 
-    def _run_options(self) -> RunOptions:
+    @property
+    def network(self) -> SASRecModule | None:
+        """The first (with ``members = 1`` the only) fitted network, ``None`` before fitting."""
+        return self.networks[0] if self.networks else None
+
+    @network.setter
+    def network(self, value: SASRecModule | None) -> None:
+        """Make ``value`` the only network (``None``: none, unfitted)."""
+        self.networks = [] if value is None else [value]
+
+    def _run_options(self, member: int) -> RunOptions:
+        """Checkpoint and log places of one member: the work directory itself for a single
+        network, its ``member-<j>`` subdirectory when there are several."""
         fit = self.fit_options
-        return self.options.with_work_dir(fit.work_dir, fit.resume)
+        if self.config.members == 1:
+            return self.options.with_work_dir(fit.work_dir, fit.resume)
+        options = self.options.with_work_dir(
+            None if fit.work_dir is None else Path(fit.work_dir) / f"member-{member}", fit.resume
+        )
+        if self.options.checkpoint_dir is not None:
+            options.checkpoint_dir = Path(self.options.checkpoint_dir) / f"member-{member}"
+        if self.options.log_path is not None:
+            log = Path(self.options.log_path)
+            options.log_path = log.with_name(f"{log.stem}.member-{member}{log.suffix}")
+        return options
 
     def _fit(self, train: InteractionData, valid: EvalTask | None) -> FitReport:
+        self.networks = []
+        reports = [self._fit_member(j, train, valid) for j in range(self.config.members)]
+        if len(reports) == 1:
+            return reports[0]
+        return self._ensemble_report(reports, valid)
+
+    def _fit_member(self, member: int, train: InteractionData, valid: EvalTask | None) -> FitReport:
+        """Train member ``member`` (seed ``trainer.seed + member``) and append it to
+        :attr:`networks`; early stopping reads this member's own validation score."""
         cfg = self.config
-        seed_everything(cfg.trainer.seed)
+        seed = cfg.trainer.seed + member
+        seed_everything(seed)
         network = self._build_network(train.n_items)
         if cfg.init_embeddings == "cooccurrence":
             vectors, has = cooccurrence_embeddings(
-                train.sequences(), train.n_items, cfg.dim, 0.02, cfg.trainer.seed
+                train.sequences(), train.n_items, cfg.dim, 0.02, seed
             )
             with torch.no_grad():
                 rows = network.item_embedding.weight[1 : train.n_items + 1]
                 rows[torch.from_numpy(has)] = torch.from_numpy(vectors[has]).to(rows)
-        sequences = augmented(train.sequences(), cfg.augment, cfg.trainer.seed)
+        sequences = augmented(train.sequences(), cfg.augment, seed)
         inputs, targets = training_sequences(sequences, cfg.max_len, network.start_token)
         if len(inputs) == 0:
             raise DataError("SASRec needs at least one training interaction, got none")
-        self.network = network
         task = SequenceTask(
             network,
             inputs,
@@ -340,18 +375,57 @@ class SASRecRecommender(BaseRecommender):
             cfg.future_window,
             cfg.future_decay,
         )
-        trainer_config = cfg.trainer
+        trainer_config = cfg.trainer.model_copy(update={"seed": seed})
         if self.fit_options.show_progress and not trainer_config.show_progress:
             trainer_config = trainer_config.model_copy(update={"show_progress": True})
         validate = None
         if valid is not None and len(valid) > 0:
             task_valid = valid
 
-            def validate() -> dict[str, float]:
-                return {"ndcg@10": quick_ndcg_at_k(self.score, task_valid, k=10)}
+            def member_scores(users: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
+                return self._scores([network], histories)
 
-        return Trainer(trainer_config, self._run_options()).fit(
+            def validate() -> dict[str, float]:
+                return {"ndcg@10": quick_ndcg_at_k(member_scores, task_valid, k=10)}
+
+        report = Trainer(trainer_config, self._run_options(member)).fit(
             task, validate, checkpoint_key=self._checkpoint_key(train)
+        )
+        self.networks.append(network)
+        return report
+
+    def _ensemble_report(self, reports: list[FitReport], valid: EvalTask | None) -> FitReport:
+        """One report for the members' fits, run one after the other.
+
+        Seconds and epochs add up; ``best_epoch`` and ``seconds_to_best`` count every
+        earlier member whole and the last one up to its best epoch; the history numbers the
+        epochs on across members (each record also names its ``member`` and
+        ``member_epoch``); ``best_valid`` is the whole ensemble's validation NDCG@10.
+        """
+        history: list[dict[str, float]] = []
+        epochs, seconds = 0, 0.0
+        for j, report in enumerate(reports):
+            for record in report.history:
+                local = int(record.get("epoch", 0))
+                history.append(
+                    {**record, "epoch": epochs + local, "member": j, "member_epoch": local}
+                )
+            if j < len(reports) - 1:
+                epochs += report.epochs
+                seconds += report.train_seconds
+        last = reports[-1]
+        best_valid: dict[str, float] = {}
+        if valid is not None and len(valid) > 0:
+            best_valid = {"ndcg@10": quick_ndcg_at_k(self.score, valid, k=10)}
+        return FitReport(
+            train_seconds=seconds + last.train_seconds,
+            epochs=epochs + last.epochs,
+            best_epoch=None if last.best_epoch is None else epochs + last.best_epoch,
+            seconds_to_best=None
+            if last.seconds_to_best is None
+            else seconds + last.seconds_to_best,
+            best_valid=best_valid,
+            history=history,
         )
 
     def _checkpoint_key(self, train: InteractionData) -> dict[str, CheckpointValue]:
@@ -365,21 +439,36 @@ class SASRecRecommender(BaseRecommender):
         ``users`` is ignored: the model is inductive and reads only the histories (their
         last ``max_len`` items). An empty history scores from the learned start state.
         """
-        network: SASRecModule = self._require(self.network)
-        out = np.empty((len(histories), network.n_items), dtype=np.float32)
-        for start, hidden in self._last_states(histories):
-            out[start : start + len(hidden)] = network.logits(hidden).float().cpu().numpy()
+        self._require(self.network)
+        return self._scores(self.networks, histories)
+
+    def _scores(
+        self, networks: Sequence[SASRecModule], histories: Sequence[np.ndarray]
+    ) -> np.ndarray:
+        """One network's logits, or several networks' mean log-softmax scores."""
+        out = np.empty((len(histories), networks[0].n_items), dtype=np.float32)
+        for start, hidden in self._last_states(networks, histories):
+            rows = out[start : start + len(hidden[0])]
+            if len(networks) == 1:
+                rows[:] = networks[0].logits(hidden[0]).float().cpu().numpy()
+                continue
+            total = torch.zeros(rows.shape, dtype=torch.float32)
+            for network, states in zip(networks, hidden, strict=True):
+                total += F.log_softmax(network.logits(states).float(), dim=-1).cpu()
+            rows[:] = (total / len(networks)).numpy()
         return out
 
     def _top_without_sort(
         self, histories: Sequence[np.ndarray], n: int, masks: list[np.ndarray]
     ) -> list[tuple[np.ndarray, np.ndarray]] | None:
         network: SASRecModule = self._require(self.network)
+        if len(self.networks) > 1:
+            return None  # a mean of log-softmax scores is not one dot product
         table = self._top_table(network)
         if table is None or not table.usable_for(n) or network.item_embedding.weight.is_cuda:
             return None
         out: list[tuple[np.ndarray, np.ndarray]] = []
-        for start, hidden in self._last_states(histories):
+        for start, (hidden,) in self._last_states([network], histories):
             query = F.normalize(hidden, dim=-1) if network.cosine else hidden
             out += table.top(query.float(), n, masks[start : start + len(hidden)])
         return out
@@ -398,39 +487,50 @@ class SASRecRecommender(BaseRecommender):
                 self._table_cache = (key, DotTopTable(items.cpu(), divisor))
         return self._table_cache[1]
 
-    def _last_states(self, histories: Sequence[np.ndarray]) -> Iterator[tuple[int, torch.Tensor]]:
-        """Hidden states of the last slot per chunk of histories, in eval mode, no grad."""
-        network: SASRecModule = self._require(self.network)
+    def _last_states(
+        self, networks: Sequence[SASRecModule], histories: Sequence[np.ndarray]
+    ) -> Iterator[tuple[int, list[torch.Tensor]]]:
+        """Per chunk of histories, each network's hidden states of the last slot (eval mode,
+        no grad)."""
         if len(histories) == 0:
             return
-        was_training = network.training
-        if was_training:  # eval() walks every submodule: skip it when serving
+        switched = [n for n in networks if n.training]
+        for network in switched:  # eval() walks every submodule: skip it when serving
             network.eval()
-        device = network.item_embedding.weight.device
+        device = networks[0].item_embedding.weight.device
         step = self.config.score_batch_size
         try:
             with torch.no_grad():
                 for start in range(0, len(histories), step):
                     chunk = histories[start : start + step]
-                    tokens = encode_histories(chunk, self.config.max_len, network.start_token)
-                    yield start, network(torch.from_numpy(tokens).to(device), last_only=True)[:, -1]
+                    tokens = encode_histories(chunk, self.config.max_len, networks[0].start_token)
+                    batch = torch.from_numpy(tokens).to(device)
+                    yield start, [n(batch, last_only=True)[:, -1] for n in networks]
         finally:
-            if was_training:
+            for network in switched:
                 network.train()
 
+    @staticmethod
+    def _state_file(member: int) -> str:
+        return _STATE_FILE if member == 0 else f"sasrec-member{member}.pt"
+
     def _save_state(self, path: Path) -> None:
-        network: SASRecModule = self._require(self.network)
-        torch.save(network.state_dict(), path / _STATE_FILE)
+        self._require(self.network)
+        for j, network in enumerate(self.networks):
+            torch.save(network.state_dict(), path / self._state_file(j))
 
     def _load_state(self, path: Path) -> None:
-        file = path / _STATE_FILE
-        if not file.exists():
-            raise ModelFileError(f"{path} lacks {_STATE_FILE}")
-        network = self._build_network(self.n_items)
-        state = torch.load(file, map_location=self.options.device, weights_only=True)
-        try:
-            network.load_state_dict(state)
-        except RuntimeError as exc:
-            raise ModelFileError(f"{file} does not match the saved config: {exc}") from exc
-        network.eval()
-        self.network = network
+        networks = []
+        for j in range(self.config.members):
+            file = path / self._state_file(j)
+            if not file.exists():
+                raise ModelFileError(f"{path} lacks {file.name}")
+            network = self._build_network(self.n_items)
+            state = torch.load(file, map_location=self.options.device, weights_only=True)
+            try:
+                network.load_state_dict(state)
+            except RuntimeError as exc:
+                raise ModelFileError(f"{file} does not match the saved config: {exc}") from exc
+            network.eval()
+            networks.append(network)
+        self.networks = networks
