@@ -14,6 +14,8 @@ Usage::
     python bench/run_baselines.py --models text-mean text-frozen text-fusion text-topk \
         text-lora text-full --no-implicit             # the language-model rows
     python bench/run_baselines.py --content           # + content prior, from runs/bench/
+    python bench/run_baselines.py --datasets amazon-scientific --models sasrec-x3 \
+        --no-implicit                                 # three SASRec seeds averaged
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ CONFIGS = ROOT.parent / "configs"
 
 DATASETS = {"ml-100k": "ml100k", "amazon-scientific": "scientific"}
 MODELS = ["pop", "itemknn", "bpr", "sasrec"]
+ENSEMBLES = ["sasrec-x3"]
+"""Seed ensembles (``SASRecConfig.members``), run only when named: ``--models sasrec-x3``."""
 TEXT_MODELS = ["text-mean", "text-frozen", "text-fusion", "text-topk", "text-lora", "text-full"]
 CONTENT_MODELS = ["text-frozen", "text-fusion"]
 """Rows also shown with the content prior (``--content``: ``<model>+content``)."""
@@ -225,6 +229,9 @@ def run_dataset(
     base: ExperimentConfig | None = None
     for name in models:
         path = CONFIGS / f"{name}-{tag}.toml"
+        if name in ENSEMBLES and not path.exists():
+            print(f"[{dataset}] no {path.name}: no {name} row", file=sys.stderr)
+            continue
         config = load_config(
             path,
             {"run.output_dir": "runs/bench", "run.show_progress": False, "run.threads": threads},
@@ -254,7 +261,7 @@ def merge_rows(dataset: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]
     old = json.loads(path.read_text()) if path.exists() else []
     fresh = {r["model"] for r in rows}
     kept = [r for r in old if r["model"] not in fresh]
-    names = [*MODELS, "implicit-bpr", "implicit-als", *TEXT_MODELS]
+    names = [*MODELS, *ENSEMBLES, "implicit-bpr", "implicit-als", *TEXT_MODELS]
     names += [f"{m}+content" for m in CONTENT_MODELS]
     order = {m: i for i, m in enumerate(names)}
     return sorted(kept + rows, key=lambda r: order.get(r["model"], len(order)))
@@ -314,7 +321,9 @@ def write_results(dataset: str, rows: list[dict[str, Any]], meta: dict[str, Any]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS + TEXT_MODELS)
+    parser.add_argument(
+        "--models", nargs="+", default=MODELS, choices=MODELS + ENSEMBLES + TEXT_MODELS
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-implicit", action="store_true", help="skip the implicit rows")
     parser.add_argument(
