@@ -340,12 +340,19 @@ class SASRecRecommender(BaseRecommender):
 
     def _fit(self, train: InteractionData, valid: EvalTask | None) -> FitReport:
         self.networks = []
-        reports = [self._fit_member(j, train, valid) for j in range(self.config.members)]
+        sequences = self._require(self.histories)  # train.sequences(), read once by fit()
+        reports = [self._fit_member(j, train, sequences, valid) for j in range(self.config.members)]
         if len(reports) == 1:
             return reports[0]
         return self._ensemble_report(reports, valid)
 
-    def _fit_member(self, member: int, train: InteractionData, valid: EvalTask | None) -> FitReport:
+    def _fit_member(
+        self,
+        member: int,
+        train: InteractionData,
+        sequences: list[np.ndarray],
+        valid: EvalTask | None,
+    ) -> FitReport:
         """Train member ``member`` (seed ``trainer.seed + member``) and append it to
         :attr:`networks`; early stopping reads this member's own validation score."""
         cfg = self.config
@@ -353,14 +360,12 @@ class SASRecRecommender(BaseRecommender):
         seed_everything(seed)
         network = self._build_network(train.n_items)
         if cfg.init_embeddings == "cooccurrence":
-            vectors, has = cooccurrence_embeddings(
-                train.sequences(), train.n_items, cfg.dim, 0.02, seed
-            )
+            vectors, has = cooccurrence_embeddings(sequences, train.n_items, cfg.dim, 0.02, seed)
             with torch.no_grad():
                 rows = network.item_embedding.weight[1 : train.n_items + 1]
                 rows[torch.from_numpy(has)] = torch.from_numpy(vectors[has]).to(rows)
-        sequences = augmented(train.sequences(), cfg.augment, seed)
-        inputs, targets = training_sequences(sequences, cfg.max_len, network.start_token)
+        training_rows = augmented(sequences, cfg.augment, seed)
+        inputs, targets = training_sequences(training_rows, cfg.max_len, network.start_token)
         if len(inputs) == 0:
             raise DataError("SASRec needs at least one training interaction, got none")
         task = SequenceTask(
